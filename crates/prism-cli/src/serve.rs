@@ -1,0 +1,277 @@
+//! Starting and stopping the planes: bind, open the store, serve, and on SIGINT/SIGTERM stop
+//! accepting, let in-flight requests finish, close the store, exit 0.
+//!
+//! Start-up order is chosen so a failure leaves nothing behind: listeners are bound first (a port
+//! in use fails before any file is created), then the data directory and database are prepared,
+//! and anything this start created is removed again if opening the database fails.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use prism_store::{Backend, Store, StoreOptions};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::Failure;
+use crate::config::Config;
+
+/// How long in-flight requests get to finish after a shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Which planes this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Planes {
+    Both,
+    Soul,
+    Intercept,
+}
+
+impl Planes {
+    fn soul(self) -> bool {
+        matches!(self, Planes::Both | Planes::Soul)
+    }
+
+    fn intercept(self) -> bool {
+        matches!(self, Planes::Both | Planes::Intercept)
+    }
+}
+
+/// rustls needs one process-wide crypto provider; PRISM uses ring everywhere.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// An address clients on this host can reach a listener on (`0.0.0.0` → `127.0.0.1`).
+pub fn client_addr(listen: SocketAddr) -> SocketAddr {
+    match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), listen.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), listen.port())
+        }
+        _ => listen,
+    }
+}
+
+/// An open store, and the paths this process created for it (removed if start-up fails later).
+pub struct OpenedStore {
+    pub store: Arc<dyn Store>,
+}
+
+/// Prepares the data directory (for the embedded database) and opens and migrates the store.
+pub async fn open_store(config: &Config) -> Result<OpenedStore, Failure> {
+    let url = config.database_url();
+    let mut created = Vec::new();
+    if url.backend() == Backend::Sqlite && config.database.url.is_none() {
+        prepare_data_dir(&config.data_dir, &mut created)?;
+        let db = config.sqlite_path();
+        if !db.exists() {
+            for suffix in ["", "-wal", "-shm"] {
+                created.push(PathBuf::from(format!("{}{suffix}", db.display())));
+            }
+        }
+    }
+    let options = StoreOptions {
+        max_connections: config.database.max_connections,
+        connect_timeout: Duration::from_secs(config.database.connect_timeout_secs),
+        migrate: true,
+    };
+    match prism_store::open(&url, &options).await {
+        Ok(store) => Ok(OpenedStore { store }),
+        Err(err) => {
+            // Nothing half-created stays behind: remove what this start made, newest first.
+            for path in created.iter().rev() {
+                let _ = if path.is_dir() {
+                    std::fs::remove_dir_all(path)
+                } else {
+                    std::fs::remove_file(path)
+                };
+            }
+            Err(Failure::startup(
+                format!("database {}", url.redacted()),
+                err,
+            ))
+        }
+    }
+}
+
+fn prepare_data_dir(dir: &Path, created: &mut Vec<PathBuf>) -> Result<(), Failure> {
+    let setting = || format!("PRISM_DATA_DIR={}", dir.display());
+    match std::fs::metadata(dir) {
+        Ok(meta) if !meta.is_dir() => {
+            Err(Failure::startup(setting(), "exists and is not a directory"))
+        }
+        Ok(_) => {
+            std::fs::read_dir(dir)
+                .map_err(|e| Failure::startup(setting(), format!("cannot read: {e}")))?;
+            Ok(())
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            // Remember the outermost directory this call creates, so a failed start removes all of it.
+            let mut outermost = dir.to_path_buf();
+            while let Some(parent) = outermost.parent() {
+                if parent.as_os_str().is_empty() || parent.exists() {
+                    break;
+                }
+                outermost = parent.to_path_buf();
+            }
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Failure::startup(setting(), format!("cannot create: {e}")))?;
+            created.push(outermost);
+            Ok(())
+        }
+        Err(err) => Err(Failure::startup(setting(), format!("cannot read: {err}"))),
+    }
+}
+
+async fn bind(setting: &str, addr: SocketAddr) -> Result<TcpListener, Failure> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| Failure::startup(format!("{setting}={addr}"), e))
+}
+
+/// A running PRISM: the addresses it listens on and the handle that stops it.
+pub struct Running {
+    pub soul_addr: Option<SocketAddr>,
+    pub intercept_addr: Option<SocketAddr>,
+    pub store: Arc<dyn Store>,
+    shutdown: watch::Sender<bool>,
+    servers: Vec<(&'static str, JoinHandle<std::io::Result<()>>)>,
+}
+
+/// Binds, opens the store and starts serving; returns once every listener accepts connections.
+pub async fn start(config: &Config, planes: Planes) -> Result<Running, Failure> {
+    install_tls_provider();
+    let soul_listener = match planes.soul() {
+        true => Some(bind("PRISM_SOUL_LISTEN", config.soul.listen).await?),
+        false => None,
+    };
+    let intercept_listener = match planes.intercept() {
+        true => Some(bind("PRISM_INTERCEPT_LISTEN", config.intercept.listen).await?),
+        false => None,
+    };
+    let opened = open_store(config).await?;
+    let store = opened.store;
+    let (shutdown, stop) = watch::channel(false);
+    let mut servers = Vec::new();
+    let mut soul_addr = None;
+    let mut intercept_addr = None;
+    if let Some(listener) = intercept_listener {
+        intercept_addr = Some(
+            listener
+                .local_addr()
+                .map_err(|e| Failure::startup("PRISM_INTERCEPT_LISTEN", e))?,
+        );
+        let app = prism_intercept::router(prism_intercept::InterceptState::new(store.clone()));
+        servers.push(("intercept", spawn_server(listener, app, stop.clone())));
+    }
+    if let Some(listener) = soul_listener {
+        soul_addr = Some(
+            listener
+                .local_addr()
+                .map_err(|e| Failure::startup("PRISM_SOUL_LISTEN", e))?,
+        );
+        let app = prism_soul::router(prism_soul::SoulState::new(store.clone()));
+        servers.push(("soul", spawn_server(listener, app, stop.clone())));
+    }
+    tracing::info!(
+        soul = soul_addr.map(|a| a.to_string()),
+        intercept = intercept_addr.map(|a| a.to_string()),
+        database = %config.database_url().redacted(),
+        backend = store.backend().as_str(),
+        "prism started"
+    );
+    Ok(Running {
+        soul_addr,
+        intercept_addr,
+        store,
+        shutdown,
+        servers,
+    })
+}
+
+fn spawn_server(
+    listener: TcpListener,
+    app: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<std::io::Result<()>> {
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            })
+            .await
+    })
+}
+
+impl Running {
+    /// Stops accepting, waits for in-flight requests (up to a deadline), then closes the store.
+    pub async fn shutdown(self) -> Result<(), Failure> {
+        let _ = self.shutdown.send(true);
+        let mut failure = None;
+        for (name, server) in self.servers {
+            match tokio::time::timeout(DRAIN_TIMEOUT, server).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(err))) => {
+                    failure = Some(Failure::failed(format!("{name} server: {err}")))
+                }
+                Ok(Err(err)) => {
+                    failure = Some(Failure::failed(format!("{name} server task: {err}")))
+                }
+                Err(_) => tracing::warn!(plane = name, "in-flight requests did not finish in time"),
+            }
+        }
+        self.store.close().await;
+        tracing::info!("prism stopped");
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+/// Runs until SIGINT or SIGTERM, then shuts down cleanly.
+pub async fn run(config: Config, planes: Planes) -> Result<(), Failure> {
+    let running = start(&config, planes).await?;
+    println!("PRISM {} is up", env!("CARGO_PKG_VERSION"));
+    if let Some(addr) = running.soul_addr {
+        println!("  soul (web UI + API):   http://{}", client_addr(addr));
+    }
+    if let Some(addr) = running.intercept_addr {
+        println!("  intercept (data plane): http://{}", client_addr(addr));
+    }
+    println!(
+        "  database:               {}",
+        config.database_url().redacted()
+    );
+    println!("Stop with Ctrl+C.");
+    wait_for_signal().await;
+    tracing::info!("shutdown signal received; finishing in-flight work");
+    running.shutdown().await
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(term) => term,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl+C stops prism");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

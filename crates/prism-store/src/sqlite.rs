@@ -1,0 +1,95 @@
+//! The SQLite backend: an embedded database file in WAL mode with one writer connection and a pool
+//! of readers. Used by `prism up`.
+
+use std::str::FromStr;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Pool, Transaction};
+
+use crate::{Backend, Result, StoreOptions};
+
+pub(crate) type Db = sqlx::Sqlite;
+pub(crate) type Repo = SqliteStore;
+pub(crate) const BACKEND: Backend = Backend::Sqlite;
+/// SQLite has no row locks; its write transactions are exclusive (`BEGIN IMMEDIATE`).
+pub(crate) const FOR_UPDATE: &str = "";
+
+#[path = "sql.rs"]
+mod sql;
+
+/// Every write goes through one connection, so writers never race for SQLite's lock inside this
+/// process; other processes (`prism user add` beside a running server) wait on `busy_timeout`.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: Pool<Db>,
+    reader: Pool<Db>,
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str, options: &StoreOptions) -> Result<Self> {
+        let base = SqliteConnectOptions::from_str(url)
+            .map_err(|e| crate::StoreError::Unavailable(e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(options.connect_timeout)
+            .connect_with(base.clone())
+            .await?;
+        sql::migrate(&writer, options.migrate).await?;
+        // An in-memory database exists once per connection: readers must share the writer.
+        let reader = if url.contains(":memory:") {
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(options.max_connections.max(1))
+                .acquire_timeout(options.connect_timeout)
+                .connect_with(base.read_only(true))
+                .await?
+        };
+        Ok(Self { writer, reader })
+    }
+
+    pub(crate) fn reader(&self) -> &Pool<Db> {
+        &self.reader
+    }
+
+    pub(crate) fn writer(&self) -> &Pool<Db> {
+        &self.writer
+    }
+
+    pub(crate) async fn close_pools(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+/// A write transaction that takes SQLite's write lock up front, so it can never fail half-way on
+/// a lock upgrade.
+pub(crate) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+pub(crate) async fn begin_write(pool: &Pool<Db>) -> Result<Transaction<'static, Db>> {
+    Ok(pool.begin_with(BEGIN_WRITE).await?)
+}
+
+/// Serializes "is this the first user?" decisions. The immediate transaction already does.
+pub(crate) async fn lock_user_creation(_tx: &mut Transaction<'static, Db>) -> Result<()> {
+    Ok(())
+}
+
+pub(crate) fn migration_sql(m: &crate::Migration) -> &'static str {
+    m.sqlite
+}
+
+/// Each migration runs in a `BEGIN IMMEDIATE` transaction that re-reads the applied versions, which
+/// already serializes processes migrating the same file.
+pub(crate) async fn lock_migrations(_conn: &mut sqlx::SqliteConnection) -> Result<()> {
+    Ok(())
+}
+
+pub(crate) async fn unlock_migrations(_conn: &mut sqlx::SqliteConnection) -> Result<()> {
+    Ok(())
+}
