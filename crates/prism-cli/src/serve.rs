@@ -233,6 +233,9 @@ impl Running {
 
 /// Runs until SIGINT or SIGTERM, then shuts down cleanly.
 pub async fn run(config: Config, planes: Planes) -> Result<(), Failure> {
+    // Handlers are installed before anything is announced, so a signal sent the moment the banner
+    // appears is handled rather than killing the process.
+    let signals = Signals::install()?;
     let running = start(&config, planes).await?;
     println!("PRISM {} is up", env!("CARGO_PKG_VERSION"));
     if let Some(addr) = running.soul_addr {
@@ -246,32 +249,48 @@ pub async fn run(config: Config, planes: Planes) -> Result<(), Failure> {
         config.database_url().redacted()
     );
     println!("Stop with Ctrl+C.");
-    wait_for_signal().await;
+    signals.wait().await;
     tracing::info!("shutdown signal received; finishing in-flight work");
     running.shutdown().await
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGINT and SIGTERM, listened for from the moment they are installed.
+struct Signals {
     #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
-            Ok(term) => term,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl+C stops prism");
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    #[cfg(unix)]
+    fn install() -> Result<Self, Failure> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt =
+            signal(SignalKind::interrupt()).map_err(|e| Failure::startup("SIGINT handler", e))?;
+        let terminate =
+            signal(SignalKind::terminate()).map_err(|e| Failure::startup("SIGTERM handler", e))?;
+        Ok(Self {
+            interrupt,
+            terminate,
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn install() -> Result<Self, Failure> {
+        Ok(Self {})
+    }
+
+    #[cfg(unix)]
+    async fn wait(mut self) {
         tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
         }
     }
+
     #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+    async fn wait(self) {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -121,12 +121,24 @@ impl DatabaseUrl {
     }
 }
 
+/// Replaces the password in `scheme://user:password@host…` by `***`. Works on text, not on a
+/// parsed URL, so that malformed URLs are redacted too.
 fn redact(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("***"));
-            url.to_string()
-        }
+    let Some(scheme_end) = raw.find("://") else {
+        return raw.to_owned();
+    };
+    let authority_start = scheme_end + 3;
+    let authority_end = raw[authority_start..]
+        .find(['/', '?', '#'])
+        .map_or(raw.len(), |i| authority_start + i);
+    let authority = &raw[authority_start..authority_end];
+    match (authority.rfind('@'), authority.find(':')) {
+        (Some(at), Some(colon)) if colon < at => format!(
+            "{}{}:***{}",
+            &raw[..authority_start],
+            &authority[..colon],
+            &raw[authority_start + at..]
+        ),
         _ => raw.to_owned(),
     }
 }
@@ -205,5 +217,11 @@ mod tests {
         assert!(!format!("{url:?}").contains("s3cret"));
         let err = DatabaseUrl::parse("postgres://prism:s3cret@db:notaport/prism").unwrap_err();
         assert!(!err.to_string().contains("s3cret"), "{err}");
+        assert_eq!(
+            redact("postgres://u:p@w@h:1/db?x=1"),
+            "postgres://u:***@h:1/db?x=1"
+        );
+        assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+        assert_eq!(redact("sqlite://./a:b@c.db"), "sqlite://./a:b@c.db");
     }
 }
