@@ -8,6 +8,11 @@
 //! that differ between dialects. Migrations live in `migrations/{sqlite,postgres}` with the same file
 //! names; the conformance suite in `tests/it` runs every operation against both.
 
+#![allow(
+    clippy::duplicate_mod,
+    reason = "sql.rs is compiled once per backend on purpose"
+)]
+
 mod error;
 mod migrate;
 pub mod postgres;

@@ -62,13 +62,13 @@ async fn apply_migrations(
             sqlx::query_as("SELECT version, name, checksum FROM prism_migrations ORDER BY version")
                 .fetch_all(&mut *tx)
                 .await?;
-        if let Some(&(found, _, _)) = applied.last() {
-            if found > SCHEMA_VERSION {
-                return Err(StoreError::SchemaTooNew {
-                    found,
-                    supported: SCHEMA_VERSION,
-                });
-            }
+        if let Some(&(found, _, _)) = applied.last()
+            && found > SCHEMA_VERSION
+        {
+            return Err(StoreError::SchemaTooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            });
         }
         let sql = super::migration_sql(migration);
         match applied.iter().find(|(v, _, _)| *v == migration.version) {
@@ -349,6 +349,18 @@ async fn other_admins(tx: &mut Tx, workspace: WorkspaceId, except: UserId) -> Re
     Ok(others)
 }
 
+/// Serializes membership changes within one workspace (PostgreSQL; SQLite's write transactions
+/// already are). Locking the admins' rows alone is not enough: two admins demoting each other each
+/// lock their target first and then wait for the other's, which deadlocks.
+async fn lock_workspace(tx: &mut Tx, workspace: WorkspaceId) -> Result<()> {
+    let sql = format!("SELECT id FROM workspaces WHERE id = $1{FOR_UPDATE}");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(uuid(workspace))
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 async fn current_role(tx: &mut Tx, workspace: WorkspaceId, user: UserId) -> Result<Role> {
     let sql = format!(
         "SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2{FOR_UPDATE}"
@@ -433,11 +445,20 @@ impl WorkspaceStore for Repo {
     }
 
     async fn delete_workspace(&self, workspace: WorkspaceId) -> Result<()> {
+        let mut tx = begin_write(self.writer()).await?;
+        // Workflows first: their steps reference requests without cascading, and PostgreSQL checks
+        // that reference as soon as the cascade reaches the requests, before it reaches the steps.
+        sqlx::query("DELETE FROM workflows WHERE workspace_id = $1")
+            .bind(uuid(workspace))
+            .execute(&mut *tx)
+            .await?;
         let done = sqlx::query("DELETE FROM workspaces WHERE id = $1")
             .bind(uuid(workspace))
-            .execute(self.writer())
+            .execute(&mut *tx)
             .await?;
-        expect_one(done.rows_affected(), "workspace")
+        expect_one(done.rows_affected(), "workspace")?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn insert_membership(&self, membership: &Membership) -> Result<()> {
@@ -502,6 +523,7 @@ impl WorkspaceStore for Repo {
         role: Role,
     ) -> Result<()> {
         let mut tx = begin_write(self.writer()).await?;
+        lock_workspace(&mut tx, workspace).await?;
         let current = current_role(&mut tx, workspace, user).await?;
         if current == Role::Admin
             && role != Role::Admin
@@ -521,6 +543,7 @@ impl WorkspaceStore for Repo {
 
     async fn delete_membership(&self, workspace: WorkspaceId, user: UserId) -> Result<()> {
         let mut tx = begin_write(self.writer()).await?;
+        lock_workspace(&mut tx, workspace).await?;
         let current = current_role(&mut tx, workspace, user).await?;
         if current == Role::Admin && other_admins(&mut tx, workspace, user).await? == 0 {
             return Err(Conflict::LastAdmin.into());

@@ -1,0 +1,3 @@
+//! Data-plane HTTP tests: the router served on a loopback port against a real database.
+
+mod health;
