@@ -12,6 +12,7 @@ pub mod role;
 pub mod session;
 pub mod time;
 pub mod trace;
+pub mod trace_context;
 pub mod user;
 pub mod workflow;
 pub mod workspace;
