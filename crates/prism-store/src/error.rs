@@ -30,6 +30,23 @@ pub enum StoreError {
     Database(String),
 }
 
+#[cfg(test)]
+mod tests {
+    use super::is_transient_code;
+
+    #[test]
+    fn retryable_codes_are_transient() {
+        for (code, message) in [("08006", ""), ("53300", ""), ("57P01", ""), ("40001", ""), ("5", ""), ("517", ""), ("6", "")] {
+            assert!(is_transient_code(Some(code), message), "{code}");
+        }
+        assert!(is_transient_code(Some("55000"), "database \"x\" is not currently accepting connections"));
+        for code in ["23505", "23503", "42P01", "55000", "19", "2067"] {
+            assert!(!is_transient_code(Some(code), ""), "{code}");
+        }
+        assert!(!is_transient_code(None, ""));
+    }
+}
+
 impl StoreError {
     /// True for errors where the same call may succeed later (connection loss, pool exhaustion).
     pub fn is_transient(&self) -> bool {
@@ -67,6 +84,9 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err.to_string()),
+            sqlx::Error::Database(db) if is_transient_code(db.code().as_deref(), db.message()) => {
+                StoreError::Unavailable(err.to_string())
+            }
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 StoreError::Conflict(Conflict::Duplicate("row"))
             }
@@ -79,6 +99,24 @@ impl From<sqlx::Error> for StoreError {
             _ => StoreError::Database(err.to_string()),
         }
     }
+}
+
+/// Database errors that say "not now" rather than "never": worth retrying.
+///
+/// PostgreSQL SQLSTATEs: class 08 (connection exception), class 53 (insufficient resources, e.g. too
+/// many connections), 57P01–57P03 (shutdown, crash, starting up), 40001/40P01 (serialization failure,
+/// deadlock), and 55000 when the database is not accepting connections. SQLite: BUSY and LOCKED
+/// (primary codes 5 and 6, with any extended code).
+fn is_transient_code(code: Option<&str>, message: &str) -> bool {
+    let Some(code) = code else { return false };
+    // SQLSTATEs are always five characters; SQLite's (extended) result codes are at most four digits.
+    if code.len() != 5 {
+        return code.parse::<i32>().is_ok_and(|sqlite| matches!(sqlite & 0xff, 5 | 6));
+    }
+    code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(code, "57P01" | "57P02" | "57P03" | "40001" | "40P01")
+        || (code == "55000" && message.contains("accepting connections"))
 }
 
 impl From<serde_json::Error> for StoreError {

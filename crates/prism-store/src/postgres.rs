@@ -12,6 +12,8 @@ pub(crate) type Db = sqlx::Postgres;
 pub(crate) type Repo = PgStore;
 pub(crate) const BACKEND: Backend = Backend::Postgres;
 pub(crate) const FOR_UPDATE: &str = " FOR UPDATE";
+/// Locks a row against concurrent writers without blocking inserts that reference it.
+pub(crate) const FOR_NO_KEY_UPDATE: &str = " FOR NO KEY UPDATE";
 
 #[path = "sql.rs"]
 mod sql;

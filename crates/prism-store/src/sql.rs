@@ -2,7 +2,8 @@
 //!
 //! This file is compiled twice: as `sqlite::sql` and as `postgres::sql`. The parent module supplies
 //! `Db` (the sqlx database), `Repo` (the store struct with `reader()`/`writer()` pools) and the few
-//! dialect hooks (`begin_write`, `lock_user_creation`, `FOR_UPDATE`, migration locking). Everything
+//! dialect hooks (`begin_write`, `lock_user_creation`, `FOR_UPDATE`, `FOR_NO_KEY_UPDATE`, migration
+//! locking). Everything
 //! here is portable SQL: `$n` placeholders, `RETURNING`-free, `ON CONFLICT DO NOTHING`.
 
 use std::str::FromStr;
@@ -27,7 +28,9 @@ use sqlx::types::Json;
 use sqlx::{Connection, Pool, QueryBuilder, Row};
 use uuid::Uuid;
 
-use super::{BACKEND, BEGIN_WRITE, Db, FOR_UPDATE, Repo, begin_write, lock_user_creation};
+use super::{
+    BACKEND, BEGIN_WRITE, Db, FOR_NO_KEY_UPDATE, FOR_UPDATE, Repo, begin_write, lock_user_creation,
+};
 use crate::migrate::{CREATE_MIGRATIONS_TABLE, MIGRATIONS, SCHEMA_VERSION, checksum};
 use crate::traits::*;
 use crate::{Backend, Conflict, Result, StoreError};
@@ -349,11 +352,15 @@ async fn other_admins(tx: &mut Tx, workspace: WorkspaceId, except: UserId) -> Re
     Ok(others)
 }
 
-/// Serializes membership changes within one workspace (PostgreSQL; SQLite's write transactions
-/// already are). Locking the admins' rows alone is not enough: two admins demoting each other each
-/// lock their target first and then wait for the other's, which deadlocks.
+/// Serializes changes that read-then-write state shared across a workspace: memberships (the
+/// last-admin rule) and the collection/request tree (sibling positions). PostgreSQL needs it; SQLite's
+/// write transactions are already exclusive. Row locks on the rows being changed are not enough: two
+/// admins demoting each other, or two moves renumbering the same siblings, each lock their own rows
+/// first and then wait for the other's, which deadlocks, while two inserts computing `MAX(position) + 1`
+/// lock nothing at all and take the same position. `NO KEY UPDATE` keeps inserts that merely
+/// reference the workspace (executions, spans…) from waiting.
 async fn lock_workspace(tx: &mut Tx, workspace: WorkspaceId) -> Result<()> {
-    let sql = format!("SELECT id FROM workspaces WHERE id = $1{FOR_UPDATE}");
+    let sql = format!("SELECT id FROM workspaces WHERE id = $1{FOR_NO_KEY_UPDATE}");
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(uuid(workspace))
         .fetch_optional(&mut **tx)
@@ -656,6 +663,7 @@ fn place<T>(list: &mut Vec<T>, item: T, position: Option<i64>) {
 impl CollectionStore for Repo {
     async fn insert_collection(&self, collection: &Collection) -> Result<Collection> {
         let mut tx = begin_write(self.writer()).await?;
+        lock_workspace(&mut tx, collection.workspace_id).await?;
         if let Some(parent) = collection.parent_id {
             let parent = collection_in(&mut tx, parent).await.map_err(|e| match e {
                 StoreError::NotFound(_) => Conflict::MissingReference("parent collection").into(),
@@ -734,6 +742,9 @@ impl CollectionStore for Repo {
         now: Timestamp,
     ) -> Result<Collection> {
         let mut tx = begin_write(self.writer()).await?;
+        let workspace = collection_in(&mut tx, collection).await?.workspace_id;
+        lock_workspace(&mut tx, workspace).await?;
+        // Read again under the lock: a concurrent move may have changed the parent meanwhile.
         let current = collection_in(&mut tx, collection).await?;
         if let Some(parent_id) = parent {
             let target = collection_in(&mut tx, parent_id)
@@ -863,6 +874,7 @@ async fn check_request_collection(
 impl RequestStore for Repo {
     async fn insert_request(&self, request: &SavedRequest) -> Result<SavedRequest> {
         let mut tx = begin_write(self.writer()).await?;
+        lock_workspace(&mut tx, request.workspace_id).await?;
         check_request_collection(&mut tx, request.collection_id, request.workspace_id).await?;
         let mut stored = request.clone();
         stored.position = sqlx::query_scalar::<_, i64>(
@@ -954,6 +966,9 @@ impl RequestStore for Repo {
         now: Timestamp,
     ) -> Result<SavedRequest> {
         let mut tx = begin_write(self.writer()).await?;
+        let workspace = request_in(&mut tx, request).await?.workspace_id;
+        lock_workspace(&mut tx, workspace).await?;
+        // Read again under the lock: a concurrent move may have changed the collection meanwhile.
         let current = request_in(&mut tx, request).await?;
         check_request_collection(&mut tx, collection, current.workspace_id).await?;
         if current.collection_id != collection {
@@ -1546,7 +1561,9 @@ impl WorkflowStore for Repo {
         steps: &[WorkflowStep],
     ) -> Result<Vec<WorkflowStep>> {
         let mut tx = begin_write(self.writer()).await?;
-        let sql = format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = $1");
+        // Locked so that concurrent replacements take turns instead of colliding on positions.
+        let sql =
+            format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = $1{FOR_NO_KEY_UPDATE}");
         let owner = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(uuid(workflow))
             .fetch_one(&mut *tx)

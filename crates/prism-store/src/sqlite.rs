@@ -2,6 +2,7 @@
 //! of readers. Used by `prism up`.
 
 use std::str::FromStr;
+use std::time::{Duration, Instant};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Pool, Transaction};
@@ -13,6 +14,7 @@ pub(crate) type Repo = SqliteStore;
 pub(crate) const BACKEND: Backend = Backend::Sqlite;
 /// SQLite has no row locks; its write transactions are exclusive (`BEGIN IMMEDIATE`).
 pub(crate) const FOR_UPDATE: &str = "";
+pub(crate) const FOR_NO_KEY_UPDATE: &str = "";
 
 #[path = "sql.rs"]
 mod sql;
@@ -32,23 +34,29 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(std::time::Duration::from_secs(5))
+            .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(options.connect_timeout)
-            .connect_with(base.clone())
-            .await?;
+        let writer = connect(
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(options.connect_timeout),
+            base.clone(),
+            options.connect_timeout,
+        )
+        .await?;
         sql::migrate(&writer, options.migrate).await?;
         // An in-memory database exists once per connection: readers must share the writer.
         let reader = if url.contains(":memory:") {
             writer.clone()
         } else {
-            SqlitePoolOptions::new()
-                .max_connections(options.max_connections.max(1))
-                .acquire_timeout(options.connect_timeout)
-                .connect_with(base.read_only(true))
-                .await?
+            connect(
+                SqlitePoolOptions::new()
+                    .max_connections(options.max_connections.max(1))
+                    .acquire_timeout(options.connect_timeout),
+                base.read_only(true),
+                options.connect_timeout,
+            )
+            .await?
         };
         Ok(Self { writer, reader })
     }
@@ -65,6 +73,32 @@ impl SqliteStore {
         self.reader.close().await;
         self.writer.close().await;
     }
+}
+
+/// Opens a pool, retrying while the database file is busy for a reason `busy_timeout` does not cover:
+/// turning a new file into WAL mode needs an exclusive lock that SQLite will not wait for, so two
+/// processes opening a fresh database at the same moment would otherwise see "database is locked".
+async fn connect(
+    pool: SqlitePoolOptions,
+    connect: SqliteConnectOptions,
+    timeout: Duration,
+) -> Result<Pool<Db>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match pool.clone().connect_with(connect.clone()).await {
+            Err(sqlx::Error::Database(err)) if is_busy(&*err) && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            result => return Ok(result?),
+        }
+    }
+}
+
+/// `SQLITE_BUSY` or one of its extended codes.
+fn is_busy(err: &dyn sqlx::error::DatabaseError) -> bool {
+    err.code()
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| code & 0xff == 5)
 }
 
 /// A write transaction that takes SQLite's write lock up front, so it can never fail half-way on
