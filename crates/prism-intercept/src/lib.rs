@@ -4,7 +4,9 @@
 //! **Architecture invariant:** the data plane holds no session state; every replica is
 //! interchangeable and shares only the database, so several can run behind one load balancer.
 
+pub mod executor;
 pub mod health;
+pub mod recorder;
 
 use std::sync::Arc;
 

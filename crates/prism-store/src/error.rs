@@ -36,10 +36,21 @@ mod tests {
 
     #[test]
     fn retryable_codes_are_transient() {
-        for (code, message) in [("08006", ""), ("53300", ""), ("57P01", ""), ("40001", ""), ("5", ""), ("517", ""), ("6", "")] {
+        for (code, message) in [
+            ("08006", ""),
+            ("53300", ""),
+            ("57P01", ""),
+            ("40001", ""),
+            ("5", ""),
+            ("517", ""),
+            ("6", ""),
+        ] {
             assert!(is_transient_code(Some(code), message), "{code}");
         }
-        assert!(is_transient_code(Some("55000"), "database \"x\" is not currently accepting connections"));
+        assert!(is_transient_code(
+            Some("55000"),
+            "database \"x\" is not currently accepting connections"
+        ));
         for code in ["23505", "23503", "42P01", "55000", "19", "2067"] {
             assert!(!is_transient_code(Some(code), ""), "{code}");
         }
@@ -111,7 +122,9 @@ fn is_transient_code(code: Option<&str>, message: &str) -> bool {
     let Some(code) = code else { return false };
     // SQLSTATEs are always five characters; SQLite's (extended) result codes are at most four digits.
     if code.len() != 5 {
-        return code.parse::<i32>().is_ok_and(|sqlite| matches!(sqlite & 0xff, 5 | 6));
+        return code
+            .parse::<i32>()
+            .is_ok_and(|sqlite| matches!(sqlite & 0xff, 5 | 6));
     }
     code.starts_with("08")
         || code.starts_with("53")
