@@ -4,6 +4,7 @@
 //! [`time::Clock`] so that callers (and tests) decide what "now" is.
 
 pub mod collection;
+pub mod egress;
 pub mod environment;
 pub mod execution;
 pub mod id;
