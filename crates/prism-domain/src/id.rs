@@ -121,6 +121,10 @@ typed_id!(
     /// An API token (the id is public; the secret is only ever stored hashed).
     ApiTokenId
 );
+typed_id!(
+    /// A workspace's OpenTelemetry ingest key (the secret is only ever stored hashed).
+    IngestKeyId
+);
 
 #[cfg(test)]
 mod tests {

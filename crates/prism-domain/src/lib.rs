@@ -19,8 +19,8 @@ pub mod workflow;
 pub mod workspace;
 
 pub use id::{
-    ApiTokenId, CollectionId, EnvironmentId, ExecutionId, RequestId, UserId, WorkflowId,
-    WorkflowRunId, WorkflowRunStepId, WorkflowStepId, WorkspaceId,
+    ApiTokenId, CollectionId, EnvironmentId, ExecutionId, IngestKeyId, RequestId, UserId,
+    WorkflowId, WorkflowRunId, WorkflowRunStepId, WorkflowStepId, WorkspaceId,
 };
 pub use role::Role;
 pub use time::{Clock, SystemClock, Timestamp};

@@ -25,7 +25,10 @@ macro_rules! migration {
 }
 
 /// Every migration, in order. Never edit one that has shipped; add a new one.
-pub const MIGRATIONS: &[Migration] = &[migration!(1, "0001_initial")];
+pub const MIGRATIONS: &[Migration] = &[
+    migration!(1, "0001_initial"),
+    migration!(2, "0002_ingest_keys"),
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;

@@ -13,7 +13,7 @@ use prism_domain::collection::Collection;
 use prism_domain::environment::{Environment, Variable};
 use prism_domain::execution::{Execution, ExecutionDetail};
 use prism_domain::request::{Protocol, RequestSpec, SavedRequest};
-use prism_domain::session::{ApiToken, Session};
+use prism_domain::session::{ApiToken, IngestKey, Session};
 use prism_domain::trace::{
     Scope, Span, SpanEvent, SpanId, SpanKind, SpanLink, StatusCode, TraceId,
 };
@@ -21,8 +21,8 @@ use prism_domain::user::{Email, User};
 use prism_domain::workflow::{Workflow, WorkflowRun, WorkflowRunStep, WorkflowStep};
 use prism_domain::workspace::{Member, Membership, Workspace};
 use prism_domain::{
-    ApiTokenId, CollectionId, EnvironmentId, ExecutionId, RequestId, Role, Timestamp, UserId,
-    WorkflowId, WorkflowRunId, WorkspaceId,
+    ApiTokenId, CollectionId, EnvironmentId, ExecutionId, IngestKeyId, RequestId, Role, Timestamp,
+    UserId, WorkflowId, WorkflowRunId, WorkspaceId,
 };
 use sqlx::types::Json;
 use sqlx::{Connection, Pool, QueryBuilder, Row};
@@ -1981,5 +1981,103 @@ impl Store for Repo {
 
     async fn close(&self) {
         self.close_pools().await;
+    }
+}
+
+const INGEST_KEY_COLUMNS: &str =
+    "id, workspace_id, name, prefix, key_hash, created_by, created_at, last_used_at, revoked_at";
+
+fn ingest_key_from_row(row: &DbRow) -> Result<IngestKey> {
+    Ok(IngestKey {
+        id: id(row, "id")?,
+        workspace_id: id(row, "workspace_id")?,
+        name: row.try_get("name")?,
+        prefix: row.try_get("prefix")?,
+        key_hash: row.try_get("key_hash")?,
+        created_by: opt_id(row, "created_by")?,
+        created_at: ts(row, "created_at")?,
+        last_used_at: opt_ts(row, "last_used_at")?,
+        revoked_at: opt_ts(row, "revoked_at")?,
+    })
+}
+
+#[async_trait]
+impl IngestKeyStore for Repo {
+    async fn insert_ingest_key(&self, key: &IngestKey) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO ingest_keys ({INGEST_KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(uuid(key.id))
+            .bind(uuid(key.workspace_id))
+            .bind(&key.name)
+            .bind(&key.prefix)
+            .bind(&key.key_hash)
+            .bind(key.created_by.map(uuid))
+            .bind(key.created_at.nanos())
+            .bind(key.last_used_at.map(Timestamp::nanos))
+            .bind(key.revoked_at.map(Timestamp::nanos))
+            .execute(self.writer())
+            .await
+            .map_err(|err| match &err {
+                sqlx::Error::Database(db) if db.is_unique_violation() => {
+                    Conflict::Duplicate("ingest key").into()
+                }
+                sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                    Conflict::MissingReference("workspace or user").into()
+                }
+                _ => StoreError::from(err),
+            })?;
+        Ok(())
+    }
+
+    async fn find_active_ingest_key(&self, key_hash: &[u8]) -> Result<Option<IngestKey>> {
+        let sql = format!(
+            "SELECT {INGEST_KEY_COLUMNS} FROM ingest_keys WHERE key_hash = $1 AND revoked_at IS NULL"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(key_hash)
+            .fetch_optional(self.reader())
+            .await?;
+        row.as_ref().map(ingest_key_from_row).transpose()
+    }
+
+    async fn list_ingest_keys(&self, workspace: WorkspaceId) -> Result<Vec<IngestKey>> {
+        let sql = format!(
+            "SELECT {INGEST_KEY_COLUMNS} FROM ingest_keys WHERE workspace_id = $1
+             ORDER BY created_at DESC, id DESC"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(uuid(workspace))
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(ingest_key_from_row).collect()
+    }
+
+    async fn revoke_ingest_key(
+        &self,
+        workspace: WorkspaceId,
+        key: IngestKeyId,
+        now: Timestamp,
+    ) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE ingest_keys SET revoked_at = COALESCE(revoked_at, $1)
+             WHERE id = $2 AND workspace_id = $3",
+        )
+        .bind(now.nanos())
+        .bind(uuid(key))
+        .bind(uuid(workspace))
+        .execute(self.writer())
+        .await?;
+        expect_one(done.rows_affected(), "ingest key")
+    }
+
+    async fn touch_ingest_key(&self, key: IngestKeyId, now: Timestamp) -> Result<()> {
+        let done = sqlx::query("UPDATE ingest_keys SET last_used_at = $1 WHERE id = $2")
+            .bind(now.nanos())
+            .bind(uuid(key))
+            .execute(self.writer())
+            .await?;
+        expect_one(done.rows_affected(), "ingest key")
     }
 }

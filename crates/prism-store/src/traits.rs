@@ -6,14 +6,14 @@ use prism_domain::collection::Collection;
 use prism_domain::environment::{Environment, Variable};
 use prism_domain::execution::{Execution, ExecutionDetail};
 use prism_domain::request::{Protocol, RequestSpec, SavedRequest};
-use prism_domain::session::{ApiToken, Session};
+use prism_domain::session::{ApiToken, IngestKey, Session};
 use prism_domain::trace::{Span, TraceId};
 use prism_domain::user::{Email, User};
 use prism_domain::workflow::{Workflow, WorkflowRun, WorkflowRunStep, WorkflowStep};
 use prism_domain::workspace::{Member, Membership, Workspace};
 use prism_domain::{
-    ApiTokenId, CollectionId, EnvironmentId, ExecutionId, RequestId, Role, Timestamp, UserId,
-    WorkflowId, WorkflowRunId, WorkspaceId,
+    ApiTokenId, CollectionId, EnvironmentId, ExecutionId, IngestKeyId, RequestId, Role, Timestamp,
+    UserId, WorkflowId, WorkflowRunId, WorkspaceId,
 };
 
 use crate::{Backend, Result};
@@ -277,6 +277,23 @@ pub trait ApiTokenStore: Send + Sync {
 }
 
 /// Everything PRISM stores. `Arc<dyn Store>` is what the planes hold.
+/// Workspace ingest keys for OpenTelemetry exporters, looked up by the hash of the secret.
+#[async_trait]
+pub trait IngestKeyStore: Send + Sync {
+    async fn insert_ingest_key(&self, key: &IngestKey) -> Result<()>;
+    /// The key with this hash unless it is revoked.
+    async fn find_active_ingest_key(&self, key_hash: &[u8]) -> Result<Option<IngestKey>>;
+    async fn list_ingest_keys(&self, workspace: WorkspaceId) -> Result<Vec<IngestKey>>;
+    /// Revoking twice keeps the first revocation time; a key of another workspace is not found.
+    async fn revoke_ingest_key(
+        &self,
+        workspace: WorkspaceId,
+        id: IngestKeyId,
+        now: Timestamp,
+    ) -> Result<()>;
+    async fn touch_ingest_key(&self, id: IngestKeyId, now: Timestamp) -> Result<()>;
+}
+
 #[async_trait]
 pub trait Store:
     UserStore
@@ -289,6 +306,7 @@ pub trait Store:
     + WorkflowStore
     + SessionStore
     + ApiTokenStore
+    + IngestKeyStore
     + std::fmt::Debug
 {
     fn backend(&self) -> Backend;

@@ -5,6 +5,7 @@ mod collections;
 mod environments;
 mod executions;
 mod fixtures;
+mod ingest_keys;
 mod migrations;
 mod requests;
 mod sessions;
@@ -208,5 +209,15 @@ mod tokens_on {
         tokens_are_listed_newest_first_per_user,
         revoking_another_users_token_is_not_found,
         touching_a_token_sets_last_used,
+    );
+}
+
+mod ingest_keys_on {
+    prism_testkit::for_each_backend!(crate::ingest_keys =>
+        active_key_is_found_by_hash_until_revoked,
+        key_needs_a_workspace_and_a_unique_hash,
+        revoking_another_workspaces_key_is_not_found,
+        keys_are_listed_newest_first_and_touched,
+        keys_go_with_their_workspace,
     );
 }
