@@ -5,10 +5,12 @@
 
 use std::error::Error as StdError;
 use std::io;
+use std::sync::Arc;
 use std::time::Instant;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use prism_domain::egress::EgressPolicy;
 use prism_domain::execution::ErrorKind;
 use prism_domain::request::{
     Body, HttpSettings, KeyValue, MultipartPart, MultipartValue, RestSpec,
@@ -19,6 +21,7 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderName, Heade
 use reqwest::redirect::Policy;
 use reqwest::{Method, Url};
 
+use super::egress;
 use super::{
     BodyEncoding, BodySnapshot, ClientKey, ExecutionError, Header, HttpExecutor, HttpOutcome,
     ReceivedResponse, SentRequest, TRACEPARENT, TRACESTATE, Timings, nanos,
@@ -98,6 +101,9 @@ impl HttpExecutor {
             Err(message) => return invalid(request, message),
         };
         request.url = url.to_string();
+        if let Err(blocked) = self.egress().check_host(url.host_str().unwrap_or_default()) {
+            return failed(request, ErrorKind::Blocked, blocked.to_string(), 0, started);
+        }
         let body = match plan.body {
             Ok(body) => body,
             Err(message) => return invalid(request, message),
@@ -136,13 +142,11 @@ impl HttpExecutor {
         let response = match builder.send().await {
             Ok(response) => response,
             Err(err) => {
-                return failed(
-                    request,
-                    classify(&err),
-                    describe(&err),
-                    request_size,
-                    started,
-                );
+                let (kind, message) = match egress::blocked_cause(&err) {
+                    Some(blocked) => (ErrorKind::Blocked, blocked.to_string()),
+                    None => (classify(&err), describe(&err)),
+                };
+                return failed(request, kind, message, request_size, started);
             }
         };
         let ttfb = started.elapsed();
@@ -217,18 +221,27 @@ fn failed(
 /// One reqwest client per [`ClientKey`]. The environment's proxy variables are ignored on
 /// purpose: the outcome (DNS, connect, TLS errors; later the SSRF guard) must describe the target,
 /// not a proxy. No `Referer` is added on redirects, so the target sees only what the user set.
-pub(super) fn build_client(key: ClientKey) -> reqwest::Result<reqwest::Client> {
-    let redirect = if key.follow_redirects {
-        Policy::limited(key.max_redirects as usize)
-    } else {
-        Policy::none()
+pub(super) fn build_client(
+    key: ClientKey,
+    policy: &Arc<EgressPolicy>,
+) -> reqwest::Result<reqwest::Client> {
+    let open = policy.is_open();
+    let redirect = match (key.follow_redirects, open) {
+        (false, _) => Policy::none(),
+        (true, true) => Policy::limited(key.max_redirects as usize),
+        (true, false) => egress::redirect_policy(Arc::clone(policy), key.max_redirects as usize),
     };
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .redirect(redirect)
         .tls_danger_accept_invalid_certs(!key.verify_tls)
         .referer(false)
-        .no_proxy()
-        .build()
+        .no_proxy();
+    if !open {
+        builder = builder.dns_resolver(Arc::new(egress::PolicyResolver {
+            policy: Arc::clone(policy),
+        }));
+    }
+    builder.build()
 }
 
 /// Parses the URL, checks the scheme and appends the enabled parameters after any query the URL

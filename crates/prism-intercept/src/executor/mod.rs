@@ -27,6 +27,7 @@
 //!
 //! [`ClientSpanContext::start`]: prism_domain::trace_context::ClientSpanContext::start
 
+mod egress;
 mod graphql;
 mod http;
 
@@ -34,6 +35,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use prism_domain::egress::EgressPolicy;
 use prism_domain::execution::{ErrorKind, is_failure};
 use prism_domain::request::{HttpSettings, KeyValue, Protocol};
 use serde::Serialize;
@@ -61,6 +63,9 @@ pub struct ExecutorConfig {
     pub default_follow_redirects: bool,
     pub default_max_redirects: u32,
     pub default_verify_tls: bool,
+    /// Which targets may be reached (the SSRF guard); checked on the URL, on every resolved
+    /// address and on every redirect.
+    pub egress: EgressPolicy,
 }
 
 impl Default for ExecutorConfig {
@@ -72,6 +77,7 @@ impl Default for ExecutorConfig {
             default_follow_redirects: true,
             default_max_redirects: 10,
             default_verify_tls: true,
+            egress: EgressPolicy::allow_all(),
         }
     }
 }
@@ -98,6 +104,8 @@ pub struct HttpExecutor {
 #[derive(Debug)]
 struct Inner {
     config: ExecutorConfig,
+    /// `config.egress`, shared with the resolvers and redirect policies of the cached clients.
+    egress: Arc<EgressPolicy>,
     /// Bounded in practice: two booleans and a clamped redirect limit.
     clients: Mutex<HashMap<ClientKey, reqwest::Client>>,
 }
@@ -110,6 +118,7 @@ impl HttpExecutor {
         let _ = rustls::crypto::ring::default_provider().install_default();
         Self {
             inner: Arc::new(Inner {
+                egress: Arc::new(config.egress.clone()),
                 config,
                 clients: Mutex::new(HashMap::new()),
             }),
@@ -118,6 +127,11 @@ impl HttpExecutor {
 
     pub fn config(&self) -> &ExecutorConfig {
         &self.inner.config
+    }
+
+    /// The outbound-target policy every request of this executor is checked against.
+    pub fn egress(&self) -> &EgressPolicy {
+        &self.inner.egress
     }
 
     /// The client a request with these settings runs on (instance defaults filled in).
@@ -157,7 +171,7 @@ impl HttpExecutor {
         if let Some(client) = clients.get(&key) {
             return Ok(client.clone());
         }
-        let client = http::build_client(key)?;
+        let client = http::build_client(key, &self.inner.egress)?;
         clients.insert(key, client.clone());
         Ok(client)
     }

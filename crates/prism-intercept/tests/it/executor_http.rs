@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use prism_domain::egress::EgressPolicy;
 use prism_domain::execution::ErrorKind;
 use prism_domain::request::{
     Body, GraphqlSpec, HttpSettings, KeyValue, MultipartPart, MultipartValue, Protocol, RestSpec,
@@ -175,6 +176,14 @@ fn routes(tx: Tx) -> Router {
     Router::new()
         .route("/redirect", any(|| async { redirect("/landed") }))
         .route("/loop", any(|| async { redirect("/loop") }))
+        .route(
+            "/jump",
+            any(|uri: Uri| async move {
+                // `/jump?http://elsewhere/`: a redirect to whatever the query says.
+                let to = uri.query().unwrap_or("/").to_owned();
+                (StatusCode::FOUND, [(LOCATION, to)]).into_response()
+            }),
+        )
         .route("/never", any(never))
         .route(
             "/binary",
@@ -1127,4 +1136,84 @@ async fn introspection_without_a_schema_says_why() {
         "{}",
         error.message
     );
+}
+
+fn guarded_executor(policy: EgressPolicy) -> HttpExecutor {
+    HttpExecutor::new(ExecutorConfig {
+        egress: policy,
+        ..ExecutorConfig::default()
+    })
+}
+
+#[tokio::test]
+async fn egress_policy_blocks_internal_ip_literals_before_sending() {
+    let mut up = upstream().await;
+    let outcome = guarded_executor(EgressPolicy::restricted())
+        .execute_rest(&rest("GET", up.url("/anything")), &new_context())
+        .await;
+    assert_eq!(outcome.error_kind(), Some(ErrorKind::Blocked));
+    let message = &outcome.error.as_ref().unwrap().message;
+    assert!(message.contains("loopback"), "{message}");
+    assert!(outcome.response.is_none());
+    up.assert_nothing_more();
+}
+
+#[tokio::test]
+async fn egress_policy_checks_resolved_addresses_of_host_names() {
+    let mut up = upstream().await;
+    let url = format!("http://localhost:{}/anything", up.addr.port());
+    let outcome = guarded_executor(EgressPolicy::restricted())
+        .execute_rest(&rest("GET", url.clone()), &new_context())
+        .await;
+    assert_eq!(outcome.error_kind(), Some(ErrorKind::Blocked), "{outcome:?}");
+    up.assert_nothing_more();
+
+    // An explicit range exception lets the same name through.
+    let mut policy = EgressPolicy::restricted();
+    policy.allow_cidrs.push("127.0.0.0/8".parse().unwrap());
+    policy.allow_cidrs.push("::1/128".parse().unwrap());
+    let outcome = guarded_executor(policy)
+        .execute_rest(&rest("GET", url), &new_context())
+        .await;
+    assert_eq!(status(&outcome), 200);
+    assert_eq!(up.next().await.path, "/anything");
+}
+
+#[tokio::test]
+async fn egress_policy_checks_every_redirect_hop() {
+    let mut up = upstream().await;
+    // The first hop is allowed by name; the redirect goes to an IP literal, which is never
+    // resolved, so only the redirect policy can stop it (unchecked it would be "refused").
+    let mut policy = EgressPolicy::restricted();
+    policy
+        .allow_hosts
+        .push(prism_domain::egress::HostPattern::new("127.0.0.1"));
+    let target = format!("http://[::1]:{}/landed", up.addr.port());
+    let outcome = guarded_executor(policy.clone())
+        .execute_rest(&rest("GET", up.url(&format!("/jump?{target}"))), &new_context())
+        .await;
+    assert_eq!(outcome.error_kind(), Some(ErrorKind::Blocked), "{outcome:?}");
+    up.assert_nothing_more();
+
+    // Without the redirect the allowed host is reachable.
+    let outcome = guarded_executor(policy)
+        .execute_rest(&rest("GET", up.url("/direct")), &new_context())
+        .await;
+    assert_eq!(status(&outcome), 200);
+}
+
+#[tokio::test]
+async fn egress_deny_list_applies_even_when_internal_targets_are_allowed() {
+    let mut up = upstream().await;
+    let mut policy = EgressPolicy::allow_all();
+    policy.deny_cidrs.push("127.0.0.0/8".parse().unwrap());
+    let outcome = guarded_executor(policy)
+        .execute_rest(&rest("GET", up.url("/x")), &new_context())
+        .await;
+    assert_eq!(outcome.error_kind(), Some(ErrorKind::Blocked));
+    assert!(
+        outcome.error.unwrap().message.contains("127.0.0.0/8"),
+        "the message names the rule"
+    );
+    up.assert_nothing_more();
 }
