@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::net::IpAddr;
+
+use prism_domain::egress::{Cidr, EgressPolicy, HostPattern};
 use prism_store::DatabaseUrl;
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +52,26 @@ pub struct InterceptConfig {
     pub listen: SocketAddr,
     /// Address of the OTLP/gRPC receiver.
     pub otlp_grpc_listen: SocketAddr,
+    /// Largest request body the run endpoints (`/rest`, `/graphql`, `/grpc`, `/run`) accept.
+    pub max_request_body_bytes: usize,
+    /// Accept OTLP exports without an ingest key from loopback clients. Unset: yes under
+    /// `prism up`, no for `prism intercept`.
+    pub loopback_ingest_without_key: Option<bool>,
+    pub egress: EgressConfig,
+}
+
+/// The outbound-target policy (SSRF guard) for requests PRISM runs.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EgressConfig {
+    /// Block loopback, link-local (incl. 169.254.169.254), private, CGNAT and unique-local
+    /// targets. Unset: no under `prism up` (one user on their own machine), yes for `prism
+    /// intercept` (a shared server).
+    pub deny_internal: Option<bool>,
+    /// Exceptions: CIDRs (`10.1.0.0/16`) or host names (`api.internal`, `*.corp.test`).
+    pub allow: Vec<String>,
+    /// Always blocked: CIDRs or host names.
+    pub deny: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +127,9 @@ impl Default for InterceptConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 7000)),
             otlp_grpc_listen: SocketAddr::from(([127, 0, 0, 1], 4317)),
+            max_request_body_bytes: 32 * 1024 * 1024,
+            loopback_ingest_without_key: None,
+            egress: EgressConfig::default(),
         }
     }
 }
@@ -157,6 +183,11 @@ pub const KNOWN_ENV: &[&str] = &[
     "PRISM_LOG_FORMAT",
     "PRISM_SECRET_KEY",
     "PRISM_SECRET_KEY_FILE",
+    "PRISM_MAX_REQUEST_BODY_BYTES",
+    "PRISM_LOOPBACK_INGEST_WITHOUT_KEY",
+    "PRISM_EGRESS_DENY_INTERNAL",
+    "PRISM_EGRESS_ALLOW",
+    "PRISM_EGRESS_DENY",
     // Read by the test suites, not by the server.
     "PRISM_TEST_POSTGRES_URL",
 ];
@@ -268,6 +299,28 @@ impl Config {
         if let Some(key) = secret(env, "PRISM_SECRET_KEY")? {
             self.secret_key = Some(key);
         }
+        if let Some(n) = env.get("PRISM_MAX_REQUEST_BODY_BYTES") {
+            self.intercept.max_request_body_bytes = n.parse().map_err(|_| {
+                ConfigError::new(
+                    "PRISM_MAX_REQUEST_BODY_BYTES",
+                    format!("{n:?} is not a number of bytes"),
+                )
+            })?;
+        }
+        if let Some(flag) = env.get("PRISM_LOOPBACK_INGEST_WITHOUT_KEY") {
+            self.intercept.loopback_ingest_without_key =
+                Some(parse_bool("PRISM_LOOPBACK_INGEST_WITHOUT_KEY", flag)?);
+        }
+        if let Some(flag) = env.get("PRISM_EGRESS_DENY_INTERNAL") {
+            self.intercept.egress.deny_internal =
+                Some(parse_bool("PRISM_EGRESS_DENY_INTERNAL", flag)?);
+        }
+        if let Some(list) = env.get("PRISM_EGRESS_ALLOW") {
+            self.intercept.egress.allow = split_list(list);
+        }
+        if let Some(list) = env.get("PRISM_EGRESS_DENY") {
+            self.intercept.egress.deny = split_list(list);
+        }
         Ok(())
     }
 
@@ -290,7 +343,50 @@ impl Config {
         Ok(())
     }
 
+    /// The outbound-target policy; `up` says whether both planes run for one local user.
+    pub fn egress_policy(&self, up: bool) -> Result<EgressPolicy, ConfigError> {
+        let egress = &self.intercept.egress;
+        let mut policy = EgressPolicy {
+            deny_internal: egress.deny_internal.unwrap_or(!up),
+            ..EgressPolicy::default()
+        };
+        for (setting, entries, is_allow) in [
+            ("intercept.egress.allow", &egress.allow, true),
+            ("intercept.egress.deny", &egress.deny, false),
+        ] {
+            for entry in entries {
+                let entry = entry.trim();
+                let looks_like_address = entry.contains('/') || entry.parse::<IpAddr>().is_ok();
+                if looks_like_address {
+                    let cidr: Cidr = entry.parse().map_err(|e| ConfigError::new(setting, e))?;
+                    if is_allow {
+                        policy.allow_cidrs.push(cidr);
+                    } else {
+                        policy.deny_cidrs.push(cidr);
+                    }
+                } else if entry.is_empty() || entry.contains(char::is_whitespace) {
+                    return Err(ConfigError::new(
+                        setting,
+                        format!("{entry:?} is neither a CIDR nor a host name"),
+                    ));
+                } else if is_allow {
+                    policy.allow_hosts.push(HostPattern::new(entry));
+                } else {
+                    policy.deny_hosts.push(HostPattern::new(entry));
+                }
+            }
+        }
+        Ok(policy)
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
+        self.egress_policy(false)?;
+        if self.intercept.max_request_body_bytes < 1024 {
+            return Err(ConfigError::new(
+                "intercept.max_request_body_bytes",
+                "must be at least 1024",
+            ));
+        }
         if let Some(url) = &self.database.url {
             DatabaseUrl::parse(url).map_err(|e| ConfigError::new("DATABASE_URL", e))?;
         }
@@ -397,6 +493,21 @@ listen = "127.0.0.1:3000"
 listen = "127.0.0.1:7000"
 # OTLP/gRPC receiver. Env: PRISM_OTLP_GRPC_LISTEN   Flag: --otlp-grpc-listen
 otlp_grpc_listen = "127.0.0.1:4317"
+# Largest request body of /rest, /graphql, /grpc and /run. Env: PRISM_MAX_REQUEST_BODY_BYTES
+max_request_body_bytes = 33554432
+# Accept OTLP exports without an ingest key from loopback clients. Unset: true under `prism up`,
+# false for `prism intercept`. Env: PRISM_LOOPBACK_INGEST_WITHOUT_KEY
+# loopback_ingest_without_key = false
+
+[intercept.egress]
+# The SSRF guard for requests PRISM runs. Block loopback, link-local (169.254.169.254), private
+# and unique-local targets? Unset: false under `prism up`, true for `prism intercept`.
+# Env: PRISM_EGRESS_DENY_INTERNAL
+# deny_internal = true
+# Exceptions and extra blocks: CIDRs or host names ("*.corp.test"). Env: PRISM_EGRESS_ALLOW and
+# PRISM_EGRESS_DENY, comma-separated.
+allow = []
+deny = []
 
 [log]
 # A tracing filter, e.g. "info" or "prism=debug,sqlx=warn". Env: PRISM_LOG
@@ -404,6 +515,25 @@ level = "info"
 # auto (JSON unless attached to a terminal), json or text. Env: PRISM_LOG_FORMAT
 format = "auto"
 "#;
+
+fn parse_bool(setting: &str, text: &str) -> Result<bool, ConfigError> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        other => Err(ConfigError::new(
+            setting,
+            format!("{other:?} is not true or false"),
+        )),
+    }
+}
+
+fn split_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
 
 #[cfg(test)]
 mod tests {
@@ -576,5 +706,37 @@ mod tests {
             !shown.contains("hunter2") && !shown.contains("k3y-material"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn egress_defaults_follow_the_mode_and_lists_parse() {
+        let env: BTreeMap<String, String> = [
+            ("PRISM_EGRESS_ALLOW", "10.1.0.0/16, *.corp.test,192.0.2.1"),
+            ("PRISM_EGRESS_DENY", "evil.test"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let config = Config::load(None, &env, &Overrides::default())
+            .unwrap()
+            .config;
+        let up = config.egress_policy(true).unwrap();
+        assert!(!up.deny_internal);
+        let shared = config.egress_policy(false).unwrap();
+        assert!(shared.deny_internal);
+        assert_eq!(shared.allow_cidrs.len(), 2);
+        assert!(shared.allow_hosts[0].matches("db.corp.test"));
+        assert!(shared.deny_hosts[0].matches("evil.test"));
+
+        let bad: BTreeMap<String, String> =
+            [("PRISM_EGRESS_DENY".to_owned(), "10.0.0.0/99".to_owned())].into();
+        let err = Config::load(None, &bad, &Overrides::default()).unwrap_err();
+        assert!(
+            err.to_string().starts_with("intercept.egress.deny"),
+            "{err}"
+        );
+        let bad: BTreeMap<String, String> =
+            [("PRISM_EGRESS_DENY_INTERNAL".to_owned(), "maybe".to_owned())].into();
+        assert!(Config::load(None, &bad, &Overrides::default()).is_err());
     }
 }

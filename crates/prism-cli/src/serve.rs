@@ -10,6 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use prism_domain::SystemClock;
+use prism_domain::session::hash_secret;
+use prism_intercept::InterceptSettings;
+use prism_intercept::api::auth::service_credential;
+use prism_intercept::executor::{ExecutorConfig, HttpExecutor};
+use prism_intercept::recorder::{Recorder, RecorderConfig, RecorderTask};
 use prism_store::{Backend, Store, StoreOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -141,6 +147,8 @@ pub struct Running {
     pub store: Arc<dyn Store>,
     shutdown: watch::Sender<bool>,
     servers: Vec<(&'static str, JoinHandle<std::io::Result<()>>)>,
+    /// The data plane's write-behind recorder, flushed after the servers stopped.
+    recorder: Option<RecorderTask>,
 }
 
 /// Binds, opens the store and starts serving; returns once every listener accepts connections.
@@ -160,13 +168,16 @@ pub async fn start(config: &Config, planes: Planes) -> Result<Running, Failure> 
     let mut servers = Vec::new();
     let mut soul_addr = None;
     let mut intercept_addr = None;
+    let mut recorder = None;
     if let Some(listener) = intercept_listener {
         intercept_addr = Some(
             listener
                 .local_addr()
                 .map_err(|e| Failure::startup("PRISM_INTERCEPT_LISTEN", e))?,
         );
-        let app = prism_intercept::router(prism_intercept::InterceptState::new(store.clone()));
+        let (state, task) = intercept_state(config, planes, store.clone())?;
+        recorder = Some(task);
+        let app = prism_intercept::router(state);
         servers.push(("intercept", spawn_server(listener, app, stop.clone())));
     }
     if let Some(listener) = soul_listener {
@@ -191,7 +202,46 @@ pub async fn start(config: &Config, planes: Planes) -> Result<Running, Failure> 
         store,
         shutdown,
         servers,
+        recorder,
     })
+}
+
+/// The data plane's shared state: the executor with the outbound policy, the recorder (spooling
+/// into `<data_dir>/spool`) and the API settings. `prism up` relaxes what only makes sense on a
+/// shared server (internal targets allowed, OTLP from loopback without a key).
+fn intercept_state(
+    config: &Config,
+    planes: Planes,
+    store: Arc<dyn Store>,
+) -> Result<(prism_intercept::InterceptState, RecorderTask), Failure> {
+    let up = planes == Planes::Both;
+    let egress = config
+        .egress_policy(up)
+        .map_err(|e| Failure::startup(e.setting.clone(), e.reason))?;
+    let executor = HttpExecutor::new(ExecutorConfig {
+        egress,
+        ..ExecutorConfig::default()
+    });
+    let (recorder, task) = Recorder::start(
+        store.clone(),
+        RecorderConfig::new(config.data_dir.join("spool")),
+    );
+    let settings = InterceptSettings {
+        service_credential_hash: config
+            .secret_key
+            .as_deref()
+            .map(|key| hash_secret(&service_credential(key))),
+        loopback_ingest_without_key: config.intercept.loopback_ingest_without_key.unwrap_or(up),
+        max_request_body: config.intercept.max_request_body_bytes,
+    };
+    let state = prism_intercept::InterceptState {
+        store,
+        recorder,
+        executor,
+        settings: Arc::new(settings),
+        clock: Arc::new(SystemClock),
+    };
+    Ok((state, task))
 }
 
 fn spawn_server(
@@ -200,11 +250,14 @@ fn spawn_server(
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<std::io::Result<()>> {
     tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|stopped| *stopped).await;
-            })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        })
+        .await
     })
 }
 
@@ -224,6 +277,10 @@ impl Running {
                 }
                 Err(_) => tracing::warn!(plane = name, "in-flight requests did not finish in time"),
             }
+        }
+        // Every acknowledged record is written (or spooled) before the store closes.
+        if let Some(recorder) = self.recorder {
+            recorder.shutdown().await;
         }
         self.store.close().await;
         tracing::info!("prism stopped");

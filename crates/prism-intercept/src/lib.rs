@@ -4,6 +4,9 @@
 //! **Architecture invariant:** the data plane holds no session state; every replica is
 //! interchangeable and shares only the database, so several can run behind one load balancer.
 
+pub mod api;
+pub mod capture;
+pub mod endpoint;
 pub mod executor;
 pub mod health;
 pub mod recorder;
@@ -11,26 +14,61 @@ pub mod recorder;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use prism_domain::Clock;
 use prism_store::Store;
+
+use crate::executor::HttpExecutor;
+use crate::recorder::Recorder;
+
+/// Instance settings of the data plane's API.
+#[derive(Debug, Clone)]
+pub struct InterceptSettings {
+    /// SHA-256 of the control plane's service credential ([`api::auth::service_credential`]);
+    /// `None` disables service calls (no shared secret key configured).
+    pub service_credential_hash: Option<Vec<u8>>,
+    /// Accept OTLP exports without an ingest key from loopback peers (`prism up` only).
+    pub loopback_ingest_without_key: bool,
+    /// Largest request body accepted by the run endpoints.
+    pub max_request_body: usize,
+}
+
+impl Default for InterceptSettings {
+    fn default() -> Self {
+        Self {
+            service_credential_hash: None,
+            loopback_ingest_without_key: false,
+            max_request_body: 32 * 1024 * 1024,
+        }
+    }
+}
 
 /// What the data plane's handlers share.
 #[derive(Debug, Clone)]
 pub struct InterceptState {
     pub store: Arc<dyn Store>,
+    pub recorder: Recorder,
+    pub executor: HttpExecutor,
+    pub settings: Arc<InterceptSettings>,
+    pub clock: Arc<dyn Clock>,
 }
 
-impl InterceptState {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
-    }
-}
-
-/// The data plane's HTTP routes.
+/// The data plane's HTTP routes. Upstream registered its routes with a trailing slash; both
+/// spellings are served.
 pub fn router(state: InterceptState) -> Router {
+    let limit = state.settings.max_request_body;
+    let runs = Router::new()
+        .route("/rest", post(api::run::rest))
+        .route("/rest/", post(api::run::rest))
+        .route("/graphql", post(api::run::graphql))
+        .route("/graphql/", post(api::run::graphql))
+        .route("/run", post(api::run::run))
+        .layer(DefaultBodyLimit::max(limit));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz::<InterceptState>))
+        .merge(runs)
         .with_state(state)
 }
 

@@ -123,6 +123,19 @@ pub struct Recorder {
     stats: Arc<RecorderStats>,
 }
 
+/// Queue space held for one record (see [`Recorder::reserve`]); dropping it frees the space.
+#[derive(Debug)]
+pub struct RecordSlot {
+    permit: mpsc::OwnedPermit<Envelope>,
+}
+
+impl RecordSlot {
+    /// Queues the record; never waits and never fails (the space is already held).
+    pub fn record(self, record: Record) {
+        self.permit.send(Envelope::Durable(record));
+    }
+}
+
 /// Owns the writer task; [`RecorderTask::shutdown`] drains and flushes.
 #[derive(Debug)]
 pub struct RecorderTask {
@@ -181,6 +194,17 @@ impl Recorder {
     async fn send(&self, envelope: Envelope) -> Result<(), RecordError> {
         match tokio::time::timeout(self.enqueue_timeout, self.tx.send(envelope)).await {
             Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(RecordError::ShuttingDown),
+            Err(_) => Err(RecordError::Overloaded),
+        }
+    }
+
+    /// Reserves queue space for one record before the work that produces it, so a request is
+    /// only executed when its record is sure to be taken: an overloaded recorder turns requests
+    /// away *before* anything happened instead of losing what did. Waits like [`Recorder::record`].
+    pub async fn reserve(&self) -> Result<RecordSlot, RecordError> {
+        match tokio::time::timeout(self.enqueue_timeout, self.tx.clone().reserve_owned()).await {
+            Ok(Ok(permit)) => Ok(RecordSlot { permit }),
             Ok(Err(_)) => Err(RecordError::ShuttingDown),
             Err(_) => Err(RecordError::Overloaded),
         }

@@ -1165,7 +1165,11 @@ async fn egress_policy_checks_resolved_addresses_of_host_names() {
     let outcome = guarded_executor(EgressPolicy::restricted())
         .execute_rest(&rest("GET", url.clone()), &new_context())
         .await;
-    assert_eq!(outcome.error_kind(), Some(ErrorKind::Blocked), "{outcome:?}");
+    assert_eq!(
+        outcome.error_kind(),
+        Some(ErrorKind::Blocked),
+        "{outcome:?}"
+    );
     up.assert_nothing_more();
 
     // An explicit range exception lets the same name through.
@@ -1190,9 +1194,16 @@ async fn egress_policy_checks_every_redirect_hop() {
         .push(prism_domain::egress::HostPattern::new("127.0.0.1"));
     let target = format!("http://[::1]:{}/landed", up.addr.port());
     let outcome = guarded_executor(policy.clone())
-        .execute_rest(&rest("GET", up.url(&format!("/jump?{target}"))), &new_context())
+        .execute_rest(
+            &rest("GET", up.url(&format!("/jump?{target}"))),
+            &new_context(),
+        )
         .await;
-    assert_eq!(outcome.error_kind(), Some(ErrorKind::Blocked), "{outcome:?}");
+    assert_eq!(
+        outcome.error_kind(),
+        Some(ErrorKind::Blocked),
+        "{outcome:?}"
+    );
     up.assert_nothing_more();
 
     // Without the redirect the allowed host is reachable.

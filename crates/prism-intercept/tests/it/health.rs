@@ -2,15 +2,10 @@
 
 use std::sync::Arc;
 
-use prism_intercept::{InterceptState, router};
 use prism_store::Store;
 
 async fn serve(store: Arc<dyn Store>) -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = router(InterceptState::new(store));
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
+    crate::support::serve(store).await.addr
 }
 
 async fn get(url: String) -> (u16, serde_json::Value) {

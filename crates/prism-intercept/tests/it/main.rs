@@ -3,3 +3,5 @@
 mod executor_http;
 mod health;
 mod recorder;
+mod run;
+mod support;

@@ -1,0 +1,518 @@
+//! `POST /rest`, `POST /graphql` and `POST /run`: run a request against its target with trace
+//! context and record it.
+//!
+//! The JSON is snake_case and accepts upstream PRISM's request shapes (`headers` as an object,
+//! `body` as a string, `operation_name`, `request_id`; `collection_id`/`created_by_id` ignored)
+//! as well as PRISM's own (header lists with repeats and `enabled`, structured bodies, settings).
+//!
+//! What the target does — any status, GraphQL errors, DNS failures, refused connections,
+//! timeouts, TLS failures, a blocked destination — is a **200 answer** describing the execution,
+//! with `error_kind` set for failures. 4xx/5xx answers are reserved for problems with the call
+//! itself (credentials, bad JSON, bad URL) and for overload; those record nothing.
+//!
+//! Order of work: authenticate, validate, authorize, *reserve recorder space*, execute, record.
+//! Reserving before executing means an overloaded recorder refuses requests before anything has
+//! happened instead of losing the record of something that did.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use prism_domain::execution::{ErrorKind, ExecutionSource};
+use prism_domain::request::{
+    Body, GraphqlSpec, HttpSettings, KeyValue, Protocol, RequestSpec, RestSpec, SavedRequest,
+};
+use prism_domain::trace::Span;
+use prism_domain::trace_context::ClientSpanContext;
+use prism_domain::{ExecutionId, RequestId, WorkspaceId};
+use prism_store::StoreError;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::auth::{Caller, authenticate, workspace_for_run};
+use super::error::ApiError;
+use crate::InterceptState;
+use crate::capture::{Origin, capture_http};
+use crate::executor::{BodyEncoding, Header, HttpOutcome, SentRequest, incoming_trace_headers};
+use prism_domain::trace::{SpanId, TraceId};
+
+/// Header rows: upstream's `{"name": "value"}` object or PRISM's list of rows.
+#[derive(Debug, Default)]
+struct HeaderRows(Vec<KeyValue>);
+
+impl<'de> Deserialize<'de> for HeaderRows {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match Value::deserialize(d)? {
+            Value::Null => Ok(HeaderRows::default()),
+            Value::Object(map) => map
+                .into_iter()
+                .map(|(name, value)| match value {
+                    Value::String(value) => Ok(KeyValue::new(name, value)),
+                    other => Err(D::Error::custom(format!(
+                        "header {name:?} must be a string, not {other}"
+                    ))),
+                })
+                .collect::<Result<_, _>>()
+                .map(HeaderRows),
+            list @ Value::Array(_) => serde_json::from_value(list)
+                .map(HeaderRows)
+                .map_err(D::Error::custom),
+            other => Err(D::Error::custom(format!(
+                "headers must be an object or a list of {{name, value}} rows, not {other}"
+            ))),
+        }
+    }
+}
+
+/// A body: upstream's plain string (sent as is) or a structured [`Body`].
+#[derive(Debug, Default)]
+struct BodyInput(Body);
+
+impl<'de> Deserialize<'de> for BodyInput {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match Value::deserialize(d)? {
+            Value::Null => Ok(BodyInput(Body::None)),
+            Value::String(text) if text.is_empty() => Ok(BodyInput(Body::None)),
+            Value::String(text) => Ok(BodyInput(Body::Raw {
+                text,
+                content_type: None,
+            })),
+            object @ Value::Object(_) => serde_json::from_value(object)
+                .map(BodyInput)
+                .map_err(|e| D::Error::custom(format!("body: {e}"))),
+            other => Err(D::Error::custom(format!(
+                "body must be a string or an object with a `kind`, not {other}"
+            ))),
+        }
+    }
+}
+
+/// GraphQL variables: a JSON object (upstream) or its text.
+#[derive(Debug, Default)]
+struct VariablesInput(Option<String>);
+
+impl<'de> Deserialize<'de> for VariablesInput {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match Value::deserialize(d)? {
+            Value::Null => Ok(VariablesInput(None)),
+            Value::String(text) if text.trim().is_empty() => Ok(VariablesInput(None)),
+            Value::String(text) => Ok(VariablesInput(Some(text))),
+            object @ Value::Object(_) => Ok(VariablesInput(Some(object.to_string()))),
+            other => Err(D::Error::custom(format!(
+                "variables must be an object, not {other}"
+            ))),
+        }
+    }
+}
+
+/// Fields every run call may carry.
+#[derive(Debug, Default, Deserialize)]
+struct Link {
+    /// The saved request this execution belongs to (upstream sent `""` for none).
+    #[serde(default)]
+    request_id: Option<String>,
+    #[serde(default)]
+    workspace_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RestCall {
+    #[serde(default)]
+    method: String,
+    url: String,
+    #[serde(default)]
+    params: Vec<KeyValue>,
+    #[serde(default)]
+    headers: HeaderRows,
+    #[serde(default)]
+    body: BodyInput,
+    #[serde(default)]
+    settings: HttpSettings,
+    #[serde(flatten)]
+    link: Link,
+}
+
+#[derive(Debug, Deserialize)]
+struct GraphqlCall {
+    url: String,
+    query: String,
+    #[serde(default)]
+    variables: VariablesInput,
+    #[serde(default, alias = "operationName")]
+    operation_name: Option<String>,
+    #[serde(default)]
+    headers: HeaderRows,
+    #[serde(default)]
+    settings: HttpSettings,
+    #[serde(flatten)]
+    link: Link,
+}
+
+/// The body, or a JSON error for one that is too large or broke off.
+fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                rejection.status(),
+                "body_too_large",
+                "the request body is larger than this server accepts (max_request_body_bytes)",
+            )
+        } else {
+            ApiError::bad_request("invalid_body", rejection.body_text())
+        }
+    })
+}
+
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|err| {
+        let code = if err.is_syntax() || err.is_eof() {
+            "invalid_json"
+        } else {
+            "invalid_request"
+        };
+        ApiError::bad_request(code, format!("request body: {err}"))
+    })
+}
+
+fn parse_id<T: std::str::FromStr>(field: &str, text: Option<&str>) -> Result<Option<T>, ApiError> {
+    match text.map(str::trim).filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(text) => text.parse().map(Some).map_err(|_| {
+            ApiError::bad_request("invalid_id", format!("{field} {text:?} is not a valid id"))
+        }),
+    }
+}
+
+/// Checks what can be checked before anything is sent, with specific error codes.
+fn validate_http(method: &str, url: &str) -> Result<(), ApiError> {
+    if !method.is_empty() && axum::http::Method::from_bytes(method.trim().as_bytes()).is_err() {
+        return Err(ApiError::bad_request(
+            "invalid_method",
+            format!("{method:?} is not a valid HTTP method token"),
+        ));
+    }
+    let parsed = url::Url::parse(url.trim())
+        .map_err(|e| ApiError::bad_request("invalid_url", format!("invalid URL {url:?}: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(ApiError::bad_request(
+            "invalid_url",
+            format!(
+                "unsupported URL scheme {:?}: only http and https",
+                parsed.scheme()
+            ),
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(ApiError::bad_request(
+            "invalid_url",
+            format!("URL {url:?} has no host"),
+        ));
+    }
+    Ok(())
+}
+
+/// The authenticated, authorized context of one run.
+struct Prepared {
+    caller: Caller,
+    workspace_id: WorkspaceId,
+    saved: Option<SavedRequest>,
+}
+
+async fn prepare(
+    state: &InterceptState,
+    headers: &HeaderMap,
+    link: &Link,
+) -> Result<Prepared, ApiError> {
+    let caller = authenticate(state, headers).await?;
+    let request_id: Option<RequestId> = parse_id("request_id", link.request_id.as_deref())?;
+    let requested: Option<WorkspaceId> = parse_id("workspace_id", link.workspace_id.as_deref())?;
+    let saved = match request_id {
+        None => None,
+        Some(id) => match state.store.get_request(id).await {
+            Ok(saved) => Some(saved),
+            Err(StoreError::NotFound(_)) => {
+                return Err(ApiError::not_found(
+                    "request_not_found",
+                    format!("no saved request {id}"),
+                ));
+            }
+            Err(err) => return Err(err.into()),
+        },
+    };
+    let workspace_id = workspace_for_run(state, &caller, requested, saved.as_ref()).await?;
+    Ok(Prepared {
+        caller,
+        workspace_id,
+        saved,
+    })
+}
+
+/// `POST /rest`
+pub async fn rest(
+    State(state): State<InterceptState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let call: RestCall = parse_json(&body_bytes(body)?)?;
+    let method = if call.method.trim().is_empty() {
+        "GET".to_owned()
+    } else {
+        call.method
+    };
+    let spec = RestSpec {
+        method,
+        url: call.url,
+        params: call.params,
+        headers: call.headers.0,
+        body: call.body.0,
+        settings: call.settings,
+    };
+    run_spec(&state, &headers, &call.link, RequestSpec::Rest(spec)).await
+}
+
+/// `POST /graphql`
+pub async fn graphql(
+    State(state): State<InterceptState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let call: GraphqlCall = parse_json(&body_bytes(body)?)?;
+    let spec = GraphqlSpec {
+        url: call.url,
+        query: call.query,
+        variables: call.variables.0,
+        operation_name: call.operation_name,
+        headers: call.headers.0,
+        settings: call.settings,
+    };
+    run_spec(&state, &headers, &call.link, RequestSpec::Graphql(spec)).await
+}
+
+/// `POST /run`: any protocol, as `{"protocol": "rest" | "graphql" | "grpc", …spec}`, or just
+/// `{"request_id": …}` to run a saved request as saved.
+pub async fn run(
+    State(state): State<InterceptState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let value: Value = parse_json(&body_bytes(body)?)?;
+    let link: Link = serde_json::from_value(value.clone())
+        .map_err(|e| ApiError::bad_request("invalid_request", format!("request body: {e}")))?;
+    let spec = match value.get("protocol") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(p)) if p.parse::<Protocol>().is_ok() => Some(
+            serde_json::from_value::<RequestSpec>(value.clone()).map_err(|e| {
+                ApiError::bad_request("invalid_request", format!("{p} request: {e}"))
+            })?,
+        ),
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "unknown_protocol",
+                format!("unknown protocol {other}: expected \"rest\", \"graphql\" or \"grpc\""),
+            ));
+        }
+    };
+    match spec {
+        Some(spec) => run_spec(&state, &headers, &link, spec).await,
+        None => {
+            if link
+                .request_id
+                .as_deref()
+                .is_none_or(|r| r.trim().is_empty())
+            {
+                return Err(ApiError::bad_request(
+                    "invalid_request",
+                    "give a `protocol` with the request, or the `request_id` of a saved request",
+                ));
+            }
+            let prepared = prepare(&state, &headers, &link).await?;
+            let spec = prepared
+                .saved
+                .as_ref()
+                .map(|s| s.spec.clone())
+                .expect("prepare loads the saved request when request_id is set");
+            execute(&state, prepared, spec).await
+        }
+    }
+}
+
+async fn run_spec(
+    state: &InterceptState,
+    headers: &HeaderMap,
+    link: &Link,
+    spec: RequestSpec,
+) -> Result<Response, ApiError> {
+    match &spec {
+        RequestSpec::Rest(rest) => validate_http(&rest.method, &rest.url)?,
+        RequestSpec::Graphql(gql) => validate_http("POST", &gql.url)?,
+        RequestSpec::Grpc(_) => {}
+    }
+    let prepared = prepare(state, headers, link).await?;
+    execute(state, prepared, spec).await
+}
+
+async fn execute(
+    state: &InterceptState,
+    prepared: Prepared,
+    spec: RequestSpec,
+) -> Result<Response, ApiError> {
+    let origin = Origin {
+        workspace_id: prepared.workspace_id,
+        request_id: prepared.saved.as_ref().map(|s| s.id),
+        source: ExecutionSource::DataPlane,
+        created_by: prepared.caller.user_id(),
+    };
+    match spec {
+        RequestSpec::Rest(rest) => {
+            let slot = state.recorder.reserve().await?;
+            let (traceparent, tracestate) = incoming_trace_headers(&rest.headers);
+            let ctx = ClientSpanContext::start(traceparent.as_deref(), tracestate.as_deref());
+            let started_at = state.clock.now();
+            let outcome = state.executor.execute_rest(&rest, &ctx).await;
+            reject_invalid(&outcome)?;
+            let captured = capture_http(Protocol::Rest, &outcome, &ctx, &origin, started_at, None);
+            let answer = http_answer(&outcome, &captured.execution, &captured.span, &ctx, false);
+            slot.record(captured.into_record());
+            Ok(answer)
+        }
+        RequestSpec::Graphql(gql) => {
+            let slot = state.recorder.reserve().await?;
+            let (traceparent, tracestate) = incoming_trace_headers(&gql.headers);
+            let ctx = ClientSpanContext::start(traceparent.as_deref(), tracestate.as_deref());
+            let started_at = state.clock.now();
+            let outcome = state.executor.execute_graphql(&gql, &ctx).await;
+            reject_invalid(&outcome)?;
+            let captured = capture_http(
+                Protocol::Graphql,
+                &outcome,
+                &ctx,
+                &origin,
+                started_at,
+                gql.operation_name.as_deref(),
+            );
+            let answer = http_answer(&outcome, &captured.execution, &captured.span, &ctx, true);
+            slot.record(captured.into_record());
+            Ok(answer)
+        }
+        RequestSpec::Grpc(_) => Err(ApiError::bad_request(
+            "unsupported_protocol",
+            "gRPC runs through POST /grpc",
+        )),
+    }
+}
+
+/// A request the executor refused to build (bad header, bad base64 file…) is the caller's
+/// mistake: a 400, and nothing is recorded.
+fn reject_invalid(outcome: &HttpOutcome) -> Result<(), ApiError> {
+    match &outcome.error {
+        Some(err) if err.kind == ErrorKind::InvalidRequest && outcome.response.is_none() => Err(
+            ApiError::bad_request("invalid_request", err.message.clone()),
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// The answer of `/rest` and `/graphql`: upstream's fields plus PRISM's.
+#[derive(Debug, Serialize)]
+struct HttpAnswer<'a> {
+    execution_id: ExecutionId,
+    trace_id: TraceId,
+    span_id: SpanId,
+    traceparent: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<RequestId>,
+    workspace_id: WorkspaceId,
+    /// The target's HTTP status; `null` when it never answered.
+    status: Option<u16>,
+    failed: bool,
+    error_kind: Option<ErrorKind>,
+    /// Empty when there was no error (upstream's field).
+    error_msg: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    graphql_errors: Option<bool>,
+    http_version: Option<&'a str>,
+    final_url: Option<&'a str>,
+    /// Response headers by name, repeated values joined with ", " (upstream's shape);
+    /// `Set-Cookie` is not joined but listed in `set_cookies`.
+    headers: BTreeMap<String, String>,
+    set_cookies: Vec<&'a str>,
+    /// Every response header line in order, repeats kept.
+    header_list: &'a [Header],
+    body: &'a str,
+    body_encoding: BodyEncoding,
+    body_truncated: bool,
+    response_size: i64,
+    request_size: i64,
+    /// Upstream's `"123ms"`.
+    request_duration: String,
+    duration_ms: f64,
+    ttfb_ms: Option<f64>,
+    request: &'a SentRequest,
+    spans: [&'a Span; 1],
+}
+
+fn millis(ns: i64) -> f64 {
+    ns as f64 / 1_000_000.0
+}
+
+fn http_answer(
+    outcome: &HttpOutcome,
+    execution: &prism_domain::execution::Execution,
+    span: &Span,
+    ctx: &ClientSpanContext,
+    graphql: bool,
+) -> Response {
+    let response = outcome.response.as_ref();
+    let mut headers: BTreeMap<String, String> = BTreeMap::new();
+    let mut set_cookies = Vec::new();
+    for header in response.map_or(&[][..], |r| &r.headers[..]) {
+        if header.name.eq_ignore_ascii_case("set-cookie") {
+            set_cookies.push(header.value.as_str());
+            continue;
+        }
+        headers
+            .entry(header.name.clone())
+            .and_modify(|v| {
+                v.push_str(", ");
+                v.push_str(&header.value);
+            })
+            .or_insert_with(|| header.value.clone());
+    }
+    let answer = HttpAnswer {
+        execution_id: execution.id,
+        trace_id: ctx.trace_id,
+        span_id: ctx.span_id,
+        traceparent: ctx.traceparent(),
+        request_id: execution.request_id,
+        workspace_id: execution.workspace_id,
+        status: response.map(|r| r.status),
+        failed: execution.failed,
+        error_kind: execution.error_kind,
+        error_msg: outcome.error.as_ref().map_or("", |e| e.message.as_str()),
+        graphql_errors: graphql.then_some(outcome.graphql_errors),
+        http_version: response.map(|r| r.http_version.as_str()),
+        final_url: response.map(|r| r.url.as_str()),
+        headers,
+        set_cookies,
+        header_list: response.map_or(&[][..], |r| &r.headers[..]),
+        body: response.map_or("", |r| r.body.data.as_str()),
+        body_encoding: response.map_or(BodyEncoding::Text, |r| r.body.encoding),
+        body_truncated: response.is_some_and(|r| r.body.truncated),
+        response_size: outcome.response_size,
+        request_size: outcome.request_size,
+        request_duration: format!("{}ms", outcome.timings.total_ns / 1_000_000),
+        duration_ms: millis(outcome.timings.total_ns),
+        ttfb_ms: outcome.timings.ttfb_ns.map(millis),
+        request: &outcome.request,
+        spans: [span],
+    };
+    Json(answer).into_response()
+}
