@@ -233,14 +233,15 @@ fn intercept_state(
             .map(|key| hash_secret(&service_credential(key))),
         loopback_ingest_without_key: config.intercept.loopback_ingest_without_key.unwrap_or(up),
         max_request_body: config.intercept.max_request_body_bytes,
+        ..InterceptSettings::default()
     };
-    let state = prism_intercept::InterceptState {
+    let state = prism_intercept::InterceptState::new(
         store,
         recorder,
         executor,
-        settings: Arc::new(settings),
-        clock: Arc::new(SystemClock),
-    };
+        settings,
+        Arc::new(SystemClock),
+    );
     Ok((state, task))
 }
 

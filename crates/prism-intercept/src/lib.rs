@@ -12,12 +12,14 @@ pub mod health;
 pub mod recorder;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use prism_domain::Clock;
 use prism_store::Store;
+use tokio::sync::Semaphore;
 
 use crate::executor::HttpExecutor;
 use crate::recorder::Recorder;
@@ -32,6 +34,12 @@ pub struct InterceptSettings {
     pub loopback_ingest_without_key: bool,
     /// Largest request body accepted by the run endpoints.
     pub max_request_body: usize,
+    /// A live trace stream ends after the trace was quiet this long (clients may ask otherwise).
+    pub stream_quiet: Duration,
+    /// Live streams open at once (each holds a task and a feed subscription).
+    pub max_streams: usize,
+    /// Spans one live stream sends before it ends (its memory grows with them).
+    pub max_stream_spans: usize,
 }
 
 impl Default for InterceptSettings {
@@ -40,6 +48,9 @@ impl Default for InterceptSettings {
             service_credential_hash: None,
             loopback_ingest_without_key: false,
             max_request_body: 32 * 1024 * 1024,
+            stream_quiet: Duration::from_secs(3),
+            max_streams: 256,
+            max_stream_spans: 10_000,
         }
     }
 }
@@ -52,6 +63,27 @@ pub struct InterceptState {
     pub executor: HttpExecutor,
     pub settings: Arc<InterceptSettings>,
     pub clock: Arc<dyn Clock>,
+    /// Permits for live trace streams (`settings.max_streams`).
+    pub streams: Arc<Semaphore>,
+}
+
+impl InterceptState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        recorder: Recorder,
+        executor: HttpExecutor,
+        settings: InterceptSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            streams: Arc::new(Semaphore::new(settings.max_streams)),
+            store,
+            recorder,
+            executor,
+            settings: Arc::new(settings),
+            clock,
+        }
+    }
 }
 
 /// The data plane's HTTP routes. Upstream registered its routes with a trailing slash; both
@@ -68,6 +100,7 @@ pub fn router(state: InterceptState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz::<InterceptState>))
+        .route("/traces/stream", get(api::stream::stream))
         .merge(runs)
         .with_state(state)
 }

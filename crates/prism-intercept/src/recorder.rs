@@ -307,6 +307,8 @@ impl Writer {
                 self.failed(&err);
                 return;
             }
+            // After the acknowledgements: exporters wait for those, live views can wait longer.
+            announce(self.store.as_ref(), &all).await;
         }
         while !self.pending.is_empty() {
             let batch = self.next_batch();
@@ -560,7 +562,21 @@ async fn write_batch(store: &dyn Store, batch: &[Record]) -> Result<(), StoreErr
     store.insert_executions(&executions).await?;
     store.insert_execution_details(&details).await?;
     store.insert_spans(&spans).await?;
+    announce(store, &spans).await;
     Ok(())
+}
+
+/// Tells live trace streams (in this and other processes) that spans of these traces are stored.
+/// Best effort: the spans are committed either way, and streams resync when notifications may
+/// have been lost.
+async fn announce(store: &dyn Store, spans: &[Span]) {
+    if spans.is_empty() {
+        return;
+    }
+    let traces: Vec<_> = spans.iter().map(|s| s.trace_id).collect();
+    if let Err(err) = store.notify_spans(&traces).await {
+        tracing::debug!(error = %err, "could not announce stored spans");
+    }
 }
 
 /// The record with references that may have been deleted since it was made cleared: the saved

@@ -14,6 +14,7 @@
 )]
 
 mod error;
+pub mod feed;
 mod migrate;
 pub mod postgres;
 pub mod sqlite;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::{Conflict, Result, StoreError};
+pub use feed::{FeedEvent, SpanSubscription};
 pub use migrate::{MIGRATIONS, Migration, SCHEMA_VERSION};
 pub use traits::*;
 

@@ -6,6 +6,15 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Pool, Transaction};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use prism_domain::trace::TraceId;
+use sqlx::postgres::PgListener;
+use tokio::sync::{broadcast, watch};
+
+use crate::feed::{FeedEvent, PG_CHANNEL, SpanSubscription};
 use crate::{Backend, Result, StoreOptions};
 
 pub(crate) type Db = sqlx::Postgres;
@@ -25,6 +34,17 @@ const USER_CREATION_LOCK: i64 = 0x5052_4953_4d02;
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: Pool<Db>,
+    feed: Arc<PgFeed>,
+}
+
+/// The process's side of `LISTEN prism_spans`: one listener connection, started by the first
+/// subscriber, fanned out to every subscriber through a broadcast channel.
+#[derive(Debug)]
+struct PgFeed {
+    tx: broadcast::Sender<FeedEvent>,
+    started: AtomicBool,
+    /// Set when the store closes; stops the listener (and releases its connection).
+    stop: watch::Sender<bool>,
 }
 
 impl PgStore {
@@ -38,7 +58,15 @@ impl PgStore {
             .connect_with(connect)
             .await?;
         sql::migrate(&pool, options.migrate).await?;
-        Ok(Self { pool })
+        let (stop, _) = watch::channel(false);
+        Ok(Self {
+            pool,
+            feed: Arc::new(PgFeed {
+                tx: crate::feed::channel(),
+                started: AtomicBool::new(false),
+                stop,
+            }),
+        })
     }
 
     pub(crate) fn reader(&self) -> &Pool<Db> {
@@ -50,6 +78,7 @@ impl PgStore {
     }
 
     pub(crate) async fn close_pools(&self) {
+        let _ = self.feed.stop.send(true);
         self.pool.close().await;
     }
 }
@@ -89,4 +118,90 @@ pub(crate) async fn unlock_migrations(conn: &mut sqlx::PgConnection) -> Result<(
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+/// `NOTIFY prism_spans` once per trace (payload: the trace id in hex), in one statement.
+pub(crate) async fn notify_spans(store: &PgStore, traces: &[TraceId]) -> Result<()> {
+    let hex: Vec<String> = crate::feed::distinct_traces(traces.iter().copied())
+        .iter()
+        .map(TraceId::to_hex)
+        .collect();
+    if hex.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_notify($1, t) FROM unnest($2::text[]) AS t")
+        .bind(PG_CHANNEL)
+        .bind(&hex)
+        .execute(&store.pool)
+        .await?;
+    Ok(())
+}
+
+pub(crate) fn subscribe_spans(store: &PgStore) -> SpanSubscription {
+    let receiver = store.feed.tx.subscribe();
+    if !store.feed.started.swap(true, Ordering::AcqRel) {
+        tokio::spawn(listen(
+            store.pool.clone(),
+            store.feed.tx.clone(),
+            store.feed.stop.subscribe(),
+        ));
+    }
+    receiver
+}
+
+/// Keeps a `LISTEN` connection open until the store closes, reconnecting with backoff. Every
+/// (re)connection is announced as [`FeedEvent::Resync`]: notifications sent while it was down
+/// are gone, so subscribers re-read.
+async fn listen(pool: Pool<Db>, tx: broadcast::Sender<FeedEvent>, mut stop: watch::Receiver<bool>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let connected = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(PG_CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let outcome = tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            outcome = connected => outcome,
+        };
+        match outcome {
+            Ok(mut listener) => {
+                backoff = Duration::from_millis(100);
+                let _ = tx.send(FeedEvent::Resync);
+                loop {
+                    let next = tokio::select! {
+                        _ = stop.wait_for(|s| *s) => return,
+                        next = listener.try_recv() => next,
+                    };
+                    match next {
+                        Ok(Some(notification)) => {
+                            if let Ok(trace) = notification.payload().parse() {
+                                let _ = tx.send(FeedEvent::Stored(trace));
+                            }
+                        }
+                        // The connection dropped: anything sent meanwhile is lost.
+                        Ok(None) => {
+                            let _ = tx.send(FeedEvent::Resync);
+                        }
+                        Err(err) => {
+                            tracing::warn!(error = %err, "span notifications interrupted; reconnecting");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, retry_in_ms = backoff.as_millis() as u64,
+                    "could not listen for span notifications");
+            }
+        }
+        if pool.is_closed() {
+            return;
+        }
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
 }

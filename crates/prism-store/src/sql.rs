@@ -1417,6 +1417,14 @@ impl SpanStore for Repo {
         ids.sort();
         Ok(ids)
     }
+
+    async fn notify_spans(&self, traces: &[TraceId]) -> Result<()> {
+        super::notify_spans(self, traces).await
+    }
+
+    fn subscribe_spans(&self) -> crate::SpanSubscription {
+        super::subscribe_spans(self)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

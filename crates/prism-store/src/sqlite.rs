@@ -7,6 +7,10 @@ use std::time::{Duration, Instant};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Pool, Transaction};
 
+use prism_domain::trace::TraceId;
+use tokio::sync::broadcast;
+
+use crate::feed::{FeedEvent, SpanSubscription};
 use crate::{Backend, Result, StoreOptions};
 
 pub(crate) type Db = sqlx::Sqlite;
@@ -25,6 +29,8 @@ mod sql;
 pub struct SqliteStore {
     writer: Pool<Db>,
     reader: Pool<Db>,
+    /// One process owns the file, so span announcements stay in process.
+    feed: broadcast::Sender<FeedEvent>,
 }
 
 impl SqliteStore {
@@ -58,7 +64,11 @@ impl SqliteStore {
             )
             .await?
         };
-        Ok(Self { writer, reader })
+        Ok(Self {
+            writer,
+            reader,
+            feed: crate::feed::channel(),
+        })
     }
 
     pub(crate) fn reader(&self) -> &Pool<Db> {
@@ -126,4 +136,18 @@ pub(crate) async fn lock_migrations(_conn: &mut sqlx::SqliteConnection) -> Resul
 
 pub(crate) async fn unlock_migrations(_conn: &mut sqlx::SqliteConnection) -> Result<()> {
     Ok(())
+}
+
+/// Announces stored spans to this process's subscribers (nobody else can open the file while
+/// `prism up` serves it, so in-process is everywhere).
+pub(crate) async fn notify_spans(store: &SqliteStore, traces: &[TraceId]) -> Result<()> {
+    for trace in crate::feed::distinct_traces(traces.iter().copied()) {
+        // No subscribers is not an error.
+        let _ = store.feed.send(FeedEvent::Stored(trace));
+    }
+    Ok(())
+}
+
+pub(crate) fn subscribe_spans(store: &SqliteStore) -> SpanSubscription {
+    store.feed.subscribe()
 }

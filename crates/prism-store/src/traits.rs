@@ -201,6 +201,11 @@ pub trait SpanStore: Send + Sync {
     ) -> Result<Vec<Span>>;
     /// The workspaces a trace belongs to: those of its executions and of spans reported into one.
     async fn list_trace_workspaces(&self, trace_id: TraceId) -> Result<Vec<WorkspaceId>>;
+    /// Announces that spans of these traces were committed (see [`crate::feed`]). Best effort:
+    /// subscribers also resync when told they may have missed something.
+    async fn notify_spans(&self, traces: &[TraceId]) -> Result<()>;
+    /// Subscribes to announcements of stored spans, from this process and (on PostgreSQL) others.
+    fn subscribe_spans(&self) -> crate::SpanSubscription;
 }
 
 #[async_trait]

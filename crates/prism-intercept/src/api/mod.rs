@@ -3,5 +3,6 @@
 pub mod auth;
 pub mod error;
 pub mod run;
+pub mod stream;
 
 pub use error::ApiError;

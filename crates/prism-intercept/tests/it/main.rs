@@ -4,4 +4,5 @@ mod executor_http;
 mod health;
 mod recorder;
 mod run;
+mod stream;
 mod support;

@@ -49,13 +49,13 @@ pub async fn serve_with(
 ) -> DataPlane {
     let spool = tempfile::tempdir().unwrap();
     let (rec, task) = Recorder::start(store.clone(), recorder(spool.path().to_path_buf()));
-    let state = InterceptState {
-        store: store.clone(),
-        recorder: rec,
-        executor: HttpExecutor::new(executor),
-        settings: Arc::new(settings),
-        clock: Arc::new(SystemClock),
-    };
+    let state = InterceptState::new(
+        store,
+        rec,
+        HttpExecutor::new(executor),
+        settings,
+        Arc::new(SystemClock),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();

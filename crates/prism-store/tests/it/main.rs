@@ -174,6 +174,7 @@ mod spans_on {
         trace_spans_are_listed_by_start,
         service_spans_are_windowed_and_newest_first,
         trace_workspaces_come_from_executions_and_spans,
+        stored_spans_are_announced_once_per_trace,
     );
 }
 

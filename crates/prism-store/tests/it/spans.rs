@@ -334,3 +334,56 @@ pub async fn trace_workspaces_come_from_executions_and_spans(store: Arc<dyn Stor
         vec![unrelated.id]
     );
 }
+
+/// The next `Stored` announcement, skipping resyncs (a fresh PostgreSQL listener announces one).
+async fn next_stored(feed: &mut prism_store::SpanSubscription) -> TraceId {
+    loop {
+        let event = tokio::time::timeout(std::time::Duration::from_secs(10), feed.recv())
+            .await
+            .expect("an announcement arrives")
+            .expect("the feed is open");
+        if let prism_store::FeedEvent::Stored(trace) = event {
+            return trace;
+        }
+    }
+}
+
+pub async fn stored_spans_are_announced_once_per_trace(store: Arc<dyn Store>) {
+    let mut feed = store.subscribe_spans();
+    let (a, b) = (TraceId::random(), TraceId::random());
+    store.notify_spans(&[a, a, b]).await.unwrap();
+    store.notify_spans(&[]).await.unwrap();
+    assert_eq!(next_stored(&mut feed).await, a);
+    assert_eq!(next_stored(&mut feed).await, b);
+    let c = TraceId::random();
+    store.notify_spans(&[c]).await.unwrap();
+    assert_eq!(
+        next_stored(&mut feed).await,
+        c,
+        "nothing else came in between"
+    );
+}
+
+/// Two stores on one PostgreSQL database stand for two intercept processes: an announcement made
+/// by one reaches the subscribers of the other (LISTEN/NOTIFY, not process memory).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_announcements_reach_other_processes() {
+    let Some(db) = prism_testkit::TestDatabase::postgres().await else {
+        return;
+    };
+    let listener_side = db.open().await;
+    let writer_side = db.open().await;
+    let mut feed = listener_side.subscribe_spans();
+    // The listener connects asynchronously and announces a resync once it listens.
+    let event = tokio::time::timeout(std::time::Duration::from_secs(10), feed.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(event, prism_store::FeedEvent::Resync);
+    let trace = TraceId::random();
+    writer_side.notify_spans(&[trace]).await.unwrap();
+    assert_eq!(next_stored(&mut feed).await, trace);
+    listener_side.close().await;
+    writer_side.close().await;
+    db.destroy().await;
+}

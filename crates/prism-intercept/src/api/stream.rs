@@ -1,0 +1,223 @@
+//! `GET /traces/stream?traceId=…`: a trace, live, as Server-Sent Events.
+//!
+//! The stream first sends the trace's spans already stored, then each new span as it is
+//! committed — by this process or, on PostgreSQL, by any other replica (the store's span feed is
+//! LISTEN/NOTIFY there) — and ends with an `event: complete` once the trace has been quiet for
+//! the quiet time (`quiet_ms`, default from the server settings). Spans are unnamed events
+//! (`data: <span JSON>`, `id: <span id>`), so `EventSource.onmessage` sees them, as in upstream.
+//!
+//! Resources stay bounded whatever clients do: the number of open streams is capped (503
+//! `too_many_streams` beyond it), each stream stops after `max_stream_spans` spans, events wait in
+//! a small bounded channel (a slow client slows its own stream, nothing is dropped), and a client
+//! that disconnects ends its task at the next event or tick.
+//!
+//! Visibility: a caller sees a trace once it is attributed to a workspace they belong to (through
+//! an execution or an ingest key). Until then nothing is sent, so trace ids cannot be probed.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use prism_domain::trace::{SpanId, TraceId};
+use prism_store::FeedEvent;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc};
+use tokio::time::Instant;
+
+use super::auth::{Caller, authenticate};
+use super::error::ApiError;
+use crate::InterceptState;
+
+/// Bounds of `quiet_ms`.
+const MIN_QUIET: Duration = Duration::from_millis(100);
+const MAX_QUIET: Duration = Duration::from_secs(300);
+/// Events buffered per stream before the stream waits for its client.
+const EVENT_BUFFER: usize = 64;
+
+#[derive(Debug, Deserialize)]
+pub struct StreamQuery {
+    #[serde(rename = "traceId", alias = "trace_id")]
+    trace_id: Option<String>,
+    quiet_ms: Option<u64>,
+}
+
+pub async fn stream(
+    State(state): State<InterceptState>,
+    headers: HeaderMap,
+    Query(query): Query<StreamQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let caller = authenticate(&state, &headers).await?;
+    let raw = query.trace_id.as_deref().map(str::trim).unwrap_or_default();
+    if raw.is_empty() {
+        return Err(ApiError::bad_request(
+            "trace_id_required",
+            "traceId is required",
+        ));
+    }
+    let trace: TraceId = raw.to_ascii_lowercase().parse().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_trace_id",
+            format!("traceId {raw:?} is not 32 hex digits (not all zero)"),
+        )
+    })?;
+    let quiet = query
+        .quiet_ms
+        .map_or(state.settings.stream_quiet, Duration::from_millis)
+        .clamp(MIN_QUIET, MAX_QUIET);
+    let permit = state.streams.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_streams",
+            "this server has as many live streams open as it allows; retry later",
+        )
+        .with_retry_after(5)
+    })?;
+    // Subscribe before the first read, so nothing committed in between is missed.
+    let feed = state.store.subscribe_spans();
+    let (tx, rx) = mpsc::channel(EVENT_BUFFER);
+    tokio::spawn(
+        TraceStream {
+            state,
+            caller,
+            trace,
+            quiet,
+            visible: false,
+            sent: HashSet::new(),
+            tx,
+            _permit: permit,
+        }
+        .run(feed),
+    );
+    let events = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|event| (Ok(event), rx))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+struct TraceStream {
+    state: InterceptState,
+    caller: Caller,
+    trace: TraceId,
+    quiet: Duration,
+    visible: bool,
+    sent: HashSet<SpanId>,
+    tx: mpsc::Sender<Event>,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// Why a stream ended.
+enum End {
+    Quiet,
+    Limit,
+    ClientGone,
+    Failed,
+}
+
+impl TraceStream {
+    async fn run(mut self, mut feed: prism_store::SpanSubscription) {
+        let mut deadline = Instant::now() + self.quiet;
+        let end = 'stream: {
+            match self.send_new().await {
+                Ok(0) => {}
+                Ok(_) => deadline = Instant::now() + self.quiet,
+                Err(end) => break 'stream end,
+            }
+            loop {
+                let relevant = tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => break 'stream End::Quiet,
+                    _ = self.tx.closed() => break 'stream End::ClientGone,
+                    event = feed.recv() => match event {
+                        Ok(FeedEvent::Stored(trace)) => trace == self.trace,
+                        Ok(FeedEvent::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => true,
+                        Err(broadcast::error::RecvError::Closed) => break 'stream End::Failed,
+                    },
+                };
+                if !relevant {
+                    continue;
+                }
+                // Announcements that queued up meanwhile are covered by the one re-read.
+                while feed.try_recv().is_ok() {}
+                match self.send_new().await {
+                    Ok(0) => {}
+                    Ok(_) => deadline = Instant::now() + self.quiet,
+                    Err(end) => break 'stream end,
+                }
+            }
+        };
+        let reason = match end {
+            End::ClientGone => return,
+            End::Quiet => "quiet",
+            End::Limit => "limit",
+            End::Failed => "failed",
+        };
+        let done = json!({
+            "trace_id": self.trace,
+            "spans": self.sent.len(),
+            "reason": reason,
+        });
+        let _ = self
+            .tx
+            .send(Event::default().event("complete").data(done.to_string()))
+            .await;
+    }
+
+    /// Sends the stored spans of the trace not sent yet; returns how many.
+    async fn send_new(&mut self) -> Result<usize, End> {
+        if !self.visible {
+            self.visible = self.can_see().await.map_err(|_| End::Failed)?;
+            if !self.visible {
+                return Ok(0);
+            }
+        }
+        let spans = match self.state.store.list_trace_spans(self.trace).await {
+            Ok(spans) => spans,
+            Err(err) => {
+                tracing::warn!(error = %err, trace = %self.trace, "live stream could not read spans");
+                return Err(End::Failed);
+            }
+        };
+        let mut count = 0;
+        for span in spans {
+            if self.sent.contains(&span.span_id) {
+                continue;
+            }
+            if self.sent.len() >= self.state.settings.max_stream_spans {
+                return Err(End::Limit);
+            }
+            let data = serde_json::to_string(&span).expect("spans serialize");
+            let event = Event::default().id(span.span_id.to_hex()).data(data);
+            if self.tx.send(event).await.is_err() {
+                return Err(End::ClientGone);
+            }
+            self.sent.insert(span.span_id);
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    async fn can_see(&self) -> Result<bool, prism_store::StoreError> {
+        let workspaces = self.state.store.list_trace_workspaces(self.trace).await?;
+        match &self.caller {
+            Caller::Service { workspace_id, .. } => Ok(workspaces.contains(workspace_id)),
+            Caller::User { user_id, .. } => {
+                for workspace in workspaces {
+                    if self
+                        .state
+                        .store
+                        .find_membership(workspace, *user_id)
+                        .await?
+                        .is_some()
+                    {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            }
+        }
+    }
+}
