@@ -4,6 +4,7 @@
 //! user); 2 bad configuration or a start-up failure (bad setting, port in use, database
 //! unreachable or too new), always with one line naming the setting and the cause.
 
+mod admin;
 pub mod config;
 mod logging;
 mod serve;
@@ -75,6 +76,54 @@ enum Command {
     /// User administration
     #[command(subcommand)]
     User(UserCommand),
+    /// Workspace administration
+    #[command(subcommand)]
+    Workspace(WorkspaceCommand),
+    /// API tokens for scripts, CI and the data plane
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Workspace keys for OpenTelemetry exporters
+    #[command(subcommand, name = "ingest-key")]
+    IngestKey(IngestKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum WorkspaceCommand {
+    /// Create a workspace owned (as admin) by an existing user; prints its id
+    Create {
+        #[arg(long)]
+        name: String,
+        /// The owner's email
+        #[arg(long)]
+        owner: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create an API token for a user; prints the secret once (only its hash is stored)
+    Create {
+        /// The user's email
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Days until the token expires (never, when omitted)
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum IngestKeyCommand {
+    /// Create an ingest key for a workspace; prints the secret once (only its hash is stored)
+    Create {
+        /// The workspace id
+        #[arg(long)]
+        workspace: String,
+        #[arg(long, default_value = "otel")]
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -227,6 +276,28 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }) => {
             logging::init(&config.log);
             user_add(&config, &email, &name, admin).await
+        }
+        Command::Workspace(WorkspaceCommand::Create { name, owner }) => {
+            logging::init(&config.log);
+            admin::with_store(&config, |store| admin::workspace_create(store, name, owner)).await
+        }
+        Command::Token(TokenCommand::Create {
+            email,
+            name,
+            expires_in_days,
+        }) => {
+            logging::init(&config.log);
+            admin::with_store(&config, |store| {
+                admin::token_create(store, email, name, expires_in_days)
+            })
+            .await
+        }
+        Command::IngestKey(IngestKeyCommand::Create { workspace, name }) => {
+            logging::init(&config.log);
+            admin::with_store(&config, |store| {
+                admin::ingest_key_create(store, workspace, name)
+            })
+            .await
         }
     }
 }

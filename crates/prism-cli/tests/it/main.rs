@@ -3,5 +3,6 @@
 mod support;
 
 mod commands;
+mod data_plane;
 mod lifecycle;
 mod startup_errors;

@@ -1,0 +1,157 @@
+//! The data plane through the real binary: admin commands create a workspace and an API token,
+//! `prism up` runs a request with them, and SIGTERM flushes the recorded execution to disk.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use prism_store::{ExecutionFilter, Store, StoreOptions};
+
+use crate::support::{Server, ephemeral_args, prism, run};
+
+/// Runs an admin command against the data dir and returns its stdout (trimmed), asserting success.
+async fn admin(data: &Path, args: &[&str], stdin: Option<&str>) -> String {
+    let mut cmd = prism();
+    cmd.args(args).arg("--data-dir").arg(data);
+    let out = run(cmd, stdin).await;
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+    out.stdout
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn open_store(data: &Path) -> Arc<dyn Store> {
+    let url =
+        prism_store::DatabaseUrl::parse(&format!("sqlite://{}", data.join("prism.db").display()))
+            .unwrap();
+    prism_store::open(&url, &StoreOptions::default())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn up_runs_requests_with_a_cli_made_token_and_flushes_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    admin(
+        &data,
+        &[
+            "user",
+            "add",
+            "--email",
+            "ada@example.test",
+            "--password-stdin",
+        ],
+        Some("correct horse battery staple\n"),
+    )
+    .await;
+    let workspace = admin(
+        &data,
+        &[
+            "workspace",
+            "create",
+            "--name",
+            "Team",
+            "--owner",
+            "ada@example.test",
+        ],
+        None,
+    )
+    .await;
+    let token = admin(
+        &data,
+        &["token", "create", "--email", "ada@example.test"],
+        None,
+    )
+    .await;
+    assert!(token.starts_with("prism_pat_"), "{token}");
+    let key = admin(
+        &data,
+        &["ingest-key", "create", "--workspace", &workspace],
+        None,
+    )
+    .await;
+    assert!(key.starts_with("prism_ik_"), "{key}");
+
+    let mut cmd = prism();
+    cmd.arg("up");
+    ephemeral_args(&mut cmd, &data);
+    let server = Server::start(cmd, &["soul", "intercept"]).await;
+    let intercept = server.intercept.unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+
+    // Without credentials the data plane refuses; with the token it runs the request (against
+    // its own health endpoint: `prism up` allows loopback targets).
+    let target = format!("http://{intercept}/healthz");
+    let refused = client
+        .post(format!("http://{intercept}/rest"))
+        .json(&serde_json::json!({ "url": target }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let response = client
+        .post(format!("http://{intercept}/rest"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "url": target }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], 200, "{body}");
+
+    let (status, output) = server.stop_with("-TERM").await;
+    assert_eq!(status.code(), Some(0), "{}", output.join("\n"));
+
+    let store = open_store(&data).await;
+    let executions = store
+        .list_executions(
+            workspace.parse().unwrap(),
+            &ExecutionFilter {
+                limit: 10,
+                ..ExecutionFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(executions.len(), 1, "the execution was flushed before exit");
+    assert_eq!(
+        executions[0].id.to_string(),
+        body["execution_id"].as_str().unwrap()
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn admin_commands_report_unknown_users_and_workspaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for args in [
+        vec!["token", "create", "--email", "nobody@example.test"],
+        vec![
+            "workspace",
+            "create",
+            "--name",
+            "X",
+            "--owner",
+            "nobody@example.test",
+        ],
+        vec!["ingest-key", "create", "--workspace", "not-an-id"],
+        vec![
+            "ingest-key",
+            "create",
+            "--workspace",
+            "0191d3c4-7f6e-7a21-9c3b-0242ac120002",
+        ],
+    ] {
+        let mut cmd = prism();
+        cmd.args(&args).arg("--data-dir").arg(&data);
+        let out = run(cmd, None).await;
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        assert!(!out.stderr.trim().is_empty(), "{args:?} explains itself");
+    }
+}
