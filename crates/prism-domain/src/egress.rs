@@ -232,12 +232,13 @@ impl EgressPolicy {
         if let Some(cidr) = self.deny_cidrs.iter().find(|c| c.contains(ip)) {
             return Err(blocked(format!("address is in the denied range {cidr}")));
         }
-        if self.deny_internal && !self.allow_hosts.iter().any(|p| p.matches(host)) {
-            if let Some(class) = internal_class(ip) {
-                return Err(blocked(format!(
-                    "{class} addresses are not allowed by this server's outbound policy"
-                )));
-            }
+        if self.deny_internal
+            && !self.allow_hosts.iter().any(|p| p.matches(host))
+            && let Some(class) = internal_class(ip)
+        {
+            return Err(blocked(format!(
+                "{class} addresses are not allowed by this server's outbound policy"
+            )));
         }
         Ok(())
     }
