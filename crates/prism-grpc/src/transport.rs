@@ -483,8 +483,8 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// When `status` was produced on PRISM's side from a transport failure, that failure's kind and
-/// description; `None` for a status the server sent.
+/// When `status` was produced on PRISM's side from a transport failure (or tonic's own deadline
+/// timer), that failure's kind and description; `None` for a status the server sent.
 ///
 /// tonic builds statuses from transport errors with the error as `source`, while statuses parsed
 /// from the server's `grpc-status` have none — that is the distinction used here. Within the
@@ -499,6 +499,11 @@ pub(crate) fn transport_failure(status: &Status) -> Option<(ErrorKind, String)> 
         .find_map(|c| c.downcast_ref::<ConnectFailure>())
     {
         return Some((failure.kind, failure.message.clone()));
+    }
+    // tonic's client enforces the `grpc-timeout` PRISM sends, racing PRISM's own timer for the
+    // same deadline; whichever fires, it is the call's deadline.
+    if chain.iter().any(|c| c.is::<tonic::TimeoutExpired>()) {
+        return Some((ErrorKind::Timeout, describe(status.message(), &chain)));
     }
     let io_kind = chain
         .iter()
@@ -622,5 +627,8 @@ mod tests {
             transport_failure(&status).unwrap(),
             (ErrorKind::Blocked, "blocked".into())
         );
+        let mut status = Status::cancelled("Timeout expired");
+        status.set_source(Arc::new(tonic::TimeoutExpired(())));
+        assert_eq!(transport_failure(&status).unwrap().0, ErrorKind::Timeout);
     }
 }
