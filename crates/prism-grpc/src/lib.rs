@@ -298,9 +298,14 @@ impl GrpcExecutor {
             if reflection::defines_service(&files, service) {
                 continue;
             }
+            // A service whose files cannot be had is left out, and so are the files fetched for
+            // it so far (they may lack an import, which would spoil the whole pool).
+            let before = files.clone();
             match reflector.fetch_symbol(service, &mut files).await {
                 Ok(()) => {}
-                Err(ReflectionFailure::Request(GrpcRequestError::ReflectionFailed(_))) => {}
+                Err(ReflectionFailure::Request(GrpcRequestError::ReflectionFailed(_))) => {
+                    files = before;
+                }
                 Err(failure) => return Err(unreachable(failure)),
             }
         }
