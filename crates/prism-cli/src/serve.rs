@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use prism_domain::SystemClock;
 use prism_domain::session::hash_secret;
+use prism_grpc::{GrpcConfig, GrpcExecutor};
 use prism_intercept::InterceptSettings;
 use prism_intercept::api::auth::service_credential;
 use prism_intercept::executor::{ExecutorConfig, HttpExecutor};
@@ -218,6 +219,10 @@ fn intercept_state(
     let egress = config
         .egress_policy(up)
         .map_err(|e| Failure::startup(e.setting.clone(), e.reason))?;
+    let grpc = GrpcExecutor::new(GrpcConfig {
+        egress: egress.clone(),
+        ..GrpcConfig::default()
+    });
     let executor = HttpExecutor::new(ExecutorConfig {
         egress,
         ..ExecutorConfig::default()
@@ -239,6 +244,7 @@ fn intercept_state(
         store,
         recorder,
         executor,
+        grpc,
         settings,
         Arc::new(SystemClock),
     );

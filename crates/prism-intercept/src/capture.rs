@@ -227,3 +227,114 @@ pub fn client_span(parts: ClientSpanParts<'_>) -> Span {
         flags: u32::from(parts.ctx.flags),
     }
 }
+
+/// Captures a gRPC call. The endpoint is the full method path (`/pkg.Service/Method`), the target
+/// the address; the status code is the gRPC code.
+pub fn capture_grpc(
+    outcome: &prism_grpc::GrpcOutcome,
+    ctx: &ClientSpanContext,
+    origin: &Origin,
+    started_at: Timestamp,
+) -> Captured {
+    let id = ExecutionId::new();
+    let status = outcome.status_code();
+    let failed = outcome.is_failure();
+    let error_kind = outcome.error_kind();
+    let error_message = outcome.error.as_ref().map(|e| e.message.clone());
+    let duration_ns = outcome.timings.total_ns;
+    let path = outcome.request.method.clone();
+    let (service, method) = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .map(|(s, m)| (s.to_owned(), m.to_owned()))
+        .unwrap_or_else(|| (outcome.request.service.clone(), path.clone()));
+
+    let execution = Execution {
+        id,
+        workspace_id: origin.workspace_id,
+        request_id: origin.request_id,
+        protocol: Protocol::Grpc,
+        method: None,
+        target: outcome.request.address.clone(),
+        endpoint: path.clone(),
+        status_code: status,
+        failed,
+        error_kind,
+        error_message: error_message.clone(),
+        started_at,
+        duration_ns,
+        ttfb_ns: outcome.timings.ttfb_ns,
+        dns_ns: None,
+        connect_ns: None,
+        tls_ns: None,
+        request_size: outcome.request_size,
+        response_size: outcome.response_size,
+        trace_id: ctx.trace_id,
+        span_id: ctx.span_id,
+        source: origin.source,
+        created_by: origin.created_by,
+    };
+
+    let mut attributes = Attributes::new();
+    attributes.insert("rpc.system".into(), json!("grpc"));
+    attributes.insert("rpc.service".into(), json!(service));
+    attributes.insert("rpc.method".into(), json!(method));
+    let authority = outcome
+        .request
+        .address
+        .split("://")
+        .last()
+        .unwrap_or_default()
+        .trim_end_matches('/');
+    if let Some((host, port)) = authority.rsplit_once(':') {
+        attributes.insert(
+            "server.address".into(),
+            json!(host.trim_matches(['[', ']'])),
+        );
+        if let Ok(port) = port.parse::<u16>() {
+            attributes.insert("server.port".into(), json!(port));
+        }
+    }
+    if let Some(response) = &outcome.response {
+        attributes.insert("rpc.grpc.status_code".into(), json!(response.status_code));
+    }
+    let status_message = error_message.clone().or_else(|| {
+        outcome.response.as_ref().and_then(|r| {
+            (r.status_code != 0).then(|| format!("{}: {}", r.status_name, r.status_message))
+        })
+    });
+    let error_type = error_kind.map(|k| k.as_str().to_owned()).or_else(|| {
+        outcome
+            .response
+            .as_ref()
+            .filter(|r| r.status_code != 0)
+            .map(|r| r.status_name.clone())
+    });
+    let span = client_span(ClientSpanParts {
+        ctx,
+        workspace_id: origin.workspace_id,
+        execution_id: id,
+        protocol: Protocol::Grpc,
+        name: format!("{service}/{method}"),
+        start: started_at,
+        duration_ns,
+        attributes,
+        failed,
+        status_message,
+        error_type,
+    });
+    let detail = ExecutionDetail {
+        execution_id: id,
+        request: serde_json::to_value(&outcome.request).unwrap_or(Value::Null),
+        response: json!({
+            "response": outcome.response,
+            "error": outcome.error,
+            "timings": outcome.timings,
+        }),
+    };
+    Captured {
+        execution,
+        detail,
+        span,
+    }
+}

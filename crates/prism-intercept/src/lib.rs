@@ -18,6 +18,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use prism_domain::Clock;
+use prism_grpc::GrpcExecutor;
 use prism_store::Store;
 use tokio::sync::Semaphore;
 
@@ -61,6 +62,7 @@ pub struct InterceptState {
     pub store: Arc<dyn Store>,
     pub recorder: Recorder,
     pub executor: HttpExecutor,
+    pub grpc: GrpcExecutor,
     pub settings: Arc<InterceptSettings>,
     pub clock: Arc<dyn Clock>,
     /// Permits for live trace streams (`settings.max_streams`).
@@ -72,10 +74,12 @@ impl InterceptState {
         store: Arc<dyn Store>,
         recorder: Recorder,
         executor: HttpExecutor,
+        grpc: GrpcExecutor,
         settings: InterceptSettings,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
+            grpc,
             streams: Arc::new(Semaphore::new(settings.max_streams)),
             store,
             recorder,
@@ -95,6 +99,8 @@ pub fn router(state: InterceptState) -> Router {
         .route("/rest/", post(api::run::rest))
         .route("/graphql", post(api::run::graphql))
         .route("/graphql/", post(api::run::graphql))
+        .route("/grpc", post(api::run::grpc))
+        .route("/grpc/", post(api::run::grpc))
         .route("/run", post(api::run::run))
         .layer(DefaultBodyLimit::max(limit));
     Router::new()

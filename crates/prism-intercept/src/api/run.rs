@@ -1,4 +1,4 @@
-//! `POST /rest`, `POST /graphql` and `POST /run`: run a request against its target with trace
+//! `POST /rest`, `POST /graphql`, `POST /grpc` and `POST /run`: run a request against its target with trace
 //! context and record it.
 //!
 //! The JSON is snake_case and accepts upstream PRISM's request shapes (`headers` as an object,
@@ -24,11 +24,15 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use prism_domain::execution::{ErrorKind, ExecutionSource};
 use prism_domain::request::{
-    Body, GraphqlSpec, HttpSettings, KeyValue, Protocol, RequestSpec, RestSpec, SavedRequest,
+    Body, GraphqlSpec, GrpcSpec, GrpcTls, HttpSettings, KeyValue, ProtoFile, ProtoSource, Protocol,
+    RequestSpec, RestSpec, SavedRequest,
 };
 use prism_domain::trace::Span;
 use prism_domain::trace_context::ClientSpanContext;
 use prism_domain::{ExecutionId, RequestId, WorkspaceId};
+use prism_grpc::{
+    GrpcOutcome, GrpcRequestError, GrpcSentRequest, Header as GrpcHeader, incoming_trace_metadata,
+};
 use prism_store::StoreError;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -37,7 +41,7 @@ use serde_json::Value;
 use super::auth::{Caller, authenticate, workspace_for_run};
 use super::error::ApiError;
 use crate::InterceptState;
-use crate::capture::{Origin, capture_http};
+use crate::capture::{Origin, capture_grpc, capture_http};
 use crate::executor::{BodyEncoding, Header, HttpOutcome, SentRequest, incoming_trace_headers};
 use prism_domain::trace::{SpanId, TraceId};
 
@@ -402,11 +406,198 @@ async fn execute(
             slot.record(captured.into_record());
             Ok(answer)
         }
-        RequestSpec::Grpc(_) => Err(ApiError::bad_request(
-            "unsupported_protocol",
-            "gRPC runs through POST /grpc",
-        )),
+        RequestSpec::Grpc(grpc) => {
+            let slot = state.recorder.reserve().await?;
+            let (traceparent, tracestate) = incoming_trace_metadata(&grpc.metadata);
+            let ctx = ClientSpanContext::start(traceparent.as_deref(), tracestate.as_deref());
+            let started_at = state.clock.now();
+            let outcome = state.grpc.execute(&grpc, &ctx).await.map_err(|err| {
+                let mut error = ApiError::bad_request(err.code(), err.message());
+                if matches!(err, GrpcRequestError::Unreachable { .. }) {
+                    error.status = axum::http::StatusCode::BAD_GATEWAY;
+                }
+                error
+            })?;
+            let captured = capture_grpc(&outcome, &ctx, &origin, started_at);
+            let answer = grpc_answer(&outcome, &captured.execution, &captured.span, &ctx);
+            slot.record(captured.into_record());
+            Ok(answer)
+        }
     }
+}
+
+#[derive(Debug, Deserialize)]
+struct GrpcCall {
+    #[serde(alias = "server_address")]
+    address: String,
+    service: String,
+    method: String,
+    #[serde(default)]
+    proto: Option<ProtoSource>,
+    /// Upstream's single pasted file.
+    #[serde(default)]
+    proto_file: Option<String>,
+    #[serde(default)]
+    tls: Option<GrpcTls>,
+    /// Upstream's switch (its TLS never worked; here it means TLS with the system roots).
+    #[serde(default)]
+    use_tls: Option<bool>,
+    #[serde(default)]
+    metadata: HeaderRows,
+    /// Upstream's name for the message JSON; `message` is PRISM's.
+    #[serde(default)]
+    body: Option<Value>,
+    #[serde(default)]
+    message: Option<Value>,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+    #[serde(flatten)]
+    link: Link,
+}
+
+fn message_text(value: Option<Value>) -> String {
+    match value {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(text)) => text,
+        Some(other) => other.to_string(),
+    }
+}
+
+/// `POST /grpc`
+pub async fn grpc(
+    State(state): State<InterceptState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let call: GrpcCall = parse_json(&body_bytes(body)?)?;
+    let proto = match (call.proto, call.proto_file) {
+        (Some(proto), _) => proto,
+        (None, Some(text)) if !text.trim().is_empty() => ProtoSource::Files {
+            files: vec![ProtoFile {
+                name: "uploaded.proto".into(),
+                content: text,
+            }],
+        },
+        (None, _) => ProtoSource::Reflection,
+    };
+    let tls = call.tls.unwrap_or(GrpcTls {
+        enabled: call.use_tls.unwrap_or(false),
+        ca_pem: None,
+        verify: None,
+    });
+    let spec = GrpcSpec {
+        address: call.address,
+        service: call.service,
+        method: call.method,
+        proto,
+        tls,
+        metadata: call.metadata.0,
+        message: message_text(call.message.or(call.body)),
+        timeout_ms: call.timeout_ms,
+    };
+    run_spec(&state, &headers, &call.link, RequestSpec::Grpc(spec)).await
+}
+
+/// The answer of `/grpc`: upstream's fields plus PRISM's.
+#[derive(Debug, Serialize)]
+struct GrpcAnswer<'a> {
+    execution_id: ExecutionId,
+    trace_id: TraceId,
+    span_id: SpanId,
+    traceparent: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<RequestId>,
+    workspace_id: WorkspaceId,
+    /// The gRPC status code; `null` when the call never got one.
+    status_code: Option<i32>,
+    status_name: Option<&'a str>,
+    status_message: Option<&'a str>,
+    failed: bool,
+    error_kind: Option<ErrorKind>,
+    error_msg: &'a str,
+    /// Upstream's field: the response message as JSON text (a JSON list when there were several).
+    body: String,
+    messages: &'a [Value],
+    message_count: i64,
+    truncated: bool,
+    response_headers: BTreeMap<String, String>,
+    response_trailers: BTreeMap<String, String>,
+    header_list: &'a [GrpcHeader],
+    trailer_list: &'a [GrpcHeader],
+    response_size: i64,
+    request_size: i64,
+    request_duration: String,
+    duration_ms: f64,
+    ttfb_ms: Option<f64>,
+    request: &'a GrpcSentRequest,
+    spans: [&'a Span; 1],
+}
+
+fn joined(headers: &[GrpcHeader]) -> BTreeMap<String, String> {
+    let mut map: BTreeMap<String, String> = BTreeMap::new();
+    for header in headers {
+        map.entry(header.name.clone())
+            .and_modify(|v| {
+                v.push_str(", ");
+                v.push_str(&header.value);
+            })
+            .or_insert_with(|| header.value.clone());
+    }
+    map
+}
+
+fn grpc_answer(
+    outcome: &GrpcOutcome,
+    execution: &prism_domain::execution::Execution,
+    span: &Span,
+    ctx: &ClientSpanContext,
+) -> Response {
+    let response = outcome.response.as_ref();
+    let messages = response.map_or(&[][..], |r| &r.messages[..]);
+    let body = match messages {
+        [] => String::new(),
+        [one] => one.to_string(),
+        many => Value::Array(many.to_vec()).to_string(),
+    };
+    let answer = GrpcAnswer {
+        execution_id: execution.id,
+        trace_id: ctx.trace_id,
+        span_id: ctx.span_id,
+        traceparent: ctx.traceparent(),
+        request_id: execution.request_id,
+        workspace_id: execution.workspace_id,
+        status_code: outcome.status_code(),
+        status_name: response.map(|r| r.status_name.as_str()),
+        status_message: response.map(|r| r.status_message.as_str()),
+        failed: execution.failed,
+        error_kind: execution.error_kind,
+        error_msg: outcome
+            .error
+            .as_ref()
+            .map(|e| e.message.as_str())
+            .or_else(|| {
+                response
+                    .filter(|r| r.status_code != 0)
+                    .map(|r| r.status_message.as_str())
+            })
+            .unwrap_or(""),
+        body,
+        messages,
+        message_count: response.map_or(0, |r| r.message_count),
+        truncated: response.is_some_and(|r| r.truncated),
+        response_headers: joined(response.map_or(&[][..], |r| &r.headers[..])),
+        response_trailers: joined(response.map_or(&[][..], |r| &r.trailers[..])),
+        header_list: response.map_or(&[][..], |r| &r.headers[..]),
+        trailer_list: response.map_or(&[][..], |r| &r.trailers[..]),
+        response_size: outcome.response_size,
+        request_size: outcome.request_size,
+        request_duration: format!("{}ms", outcome.timings.total_ns / 1_000_000),
+        duration_ms: millis(outcome.timings.total_ns),
+        ttfb_ms: outcome.timings.ttfb_ns.map(millis),
+        request: &outcome.request,
+        spans: [span],
+    };
+    Json(answer).into_response()
 }
 
 /// A request the executor refused to build (bad header, bad base64 file…) is the caller's

@@ -11,6 +11,7 @@ use prism_domain::session::{
 use prism_domain::user::{Email, User};
 use prism_domain::workspace::Workspace;
 use prism_domain::{ApiTokenId, Clock, Role, SystemClock, UserId, WorkspaceId};
+use prism_grpc::{GrpcConfig, GrpcExecutor};
 use prism_intercept::executor::{ExecutorConfig, HttpExecutor};
 use prism_intercept::recorder::{Recorder, RecorderConfig, RecorderTask};
 use prism_intercept::{InterceptSettings, InterceptState, router};
@@ -52,7 +53,11 @@ pub async fn serve_with(
     let state = InterceptState::new(
         store,
         rec,
-        HttpExecutor::new(executor),
+        HttpExecutor::new(executor.clone()),
+        GrpcExecutor::new(GrpcConfig {
+            egress: executor.egress.clone(),
+            ..GrpcConfig::default()
+        }),
         settings,
         Arc::new(SystemClock),
     );
