@@ -27,6 +27,7 @@ pub struct Health {
 }
 
 /// Liveness: always 200 while the server runs.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The process serves HTTP", body = Object)), tag = "health")]
 pub async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok",
@@ -37,6 +38,10 @@ pub async fn healthz() -> Json<Health> {
 }
 
 /// Readiness: 200 when the database answers, 503 with code `database_unavailable` otherwise.
+#[utoipa::path(get, path = "/readyz", responses(
+    (status = 200, description = "The database answers", body = Object),
+    (status = 503, description = "`database_unavailable`", body = Object),
+), tag = "health")]
 pub async fn readyz<S: HasStore>(State(state): State<S>) -> (StatusCode, Json<Health>) {
     match state.store().ping().await {
         Ok(()) => (

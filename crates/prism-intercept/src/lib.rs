@@ -107,6 +107,7 @@ pub fn router(state: InterceptState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz::<InterceptState>))
         .route("/traces/stream", get(api::stream::stream))
+        .route("/openapi.json", get(api::openapi::openapi_json))
         .merge(runs)
         .with_state(state)
 }

@@ -37,9 +37,10 @@ use prism_store::StoreError;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::auth::{Caller, authenticate, workspace_for_run};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use crate::InterceptState;
 use crate::capture::{Origin, capture_grpc, capture_http};
 use crate::executor::{BodyEncoding, Header, HttpOutcome, SentRequest, incoming_trace_headers};
@@ -118,8 +119,8 @@ impl<'de> Deserialize<'de> for VariablesInput {
 }
 
 /// Fields every run call may carry.
-#[derive(Debug, Default, Deserialize)]
-struct Link {
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub(crate) struct Link {
     /// The saved request this execution belongs to (upstream sent `""` for none).
     #[serde(default)]
     request_id: Option<String>,
@@ -127,34 +128,52 @@ struct Link {
     workspace_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-struct RestCall {
+/// `POST /rest`. Unknown fields (upstream's `collection_id`, `created_by_id`) are ignored.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct RestCall {
+    /// Any method token, including custom ones; empty or absent means GET.
     #[serde(default)]
     method: String,
+    /// An absolute http(s) URL.
     url: String,
+    /// Query parameters appended to the URL, in order; names may repeat.
     #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
     params: Vec<KeyValue>,
+    /// Upstream's `{"name": "value"}` object, or a list of `{name, value, enabled}` rows
+    /// (repeated names allowed). A `traceparent` here is continued, not overwritten.
     #[serde(default)]
+    #[schema(value_type = Object)]
     headers: HeaderRows,
+    /// Upstream's plain string (sent as is), or `{"kind": "raw"|"json"|"form"|"multipart", …}`.
     #[serde(default)]
+    #[schema(value_type = Object)]
     body: BodyInput,
+    /// `follow_redirects`, `max_redirects`, `timeout_ms`, `verify_tls`.
     #[serde(default)]
+    #[schema(value_type = Object)]
     settings: HttpSettings,
     #[serde(flatten)]
     link: Link,
 }
 
-#[derive(Debug, Deserialize)]
-struct GraphqlCall {
+/// `POST /graphql`: sent as `POST` with a JSON body `{query, variables, operationName}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct GraphqlCall {
     url: String,
     query: String,
+    /// A JSON object (or its text).
     #[serde(default)]
+    #[schema(value_type = Object)]
     variables: VariablesInput,
     #[serde(default, alias = "operationName")]
     operation_name: Option<String>,
+    /// As in `/rest`.
     #[serde(default)]
+    #[schema(value_type = Object)]
     headers: HeaderRows,
     #[serde(default)]
+    #[schema(value_type = Object)]
     settings: HttpSettings,
     #[serde(flatten)]
     link: Link,
@@ -259,7 +278,20 @@ async fn prepare(
     })
 }
 
-/// `POST /rest`
+/// `POST /rest`: run an HTTP request with trace context and record it.
+#[utoipa::path(post, path = "/rest", request_body = RestCall,
+    responses(
+        (status = 200, description = "The execution, whatever the target did (see `error_kind`)", body = HttpAnswer),
+        (status = 400, description = "Bad input (`invalid_json`, `invalid_request`, `invalid_url`, `invalid_method`, `invalid_id`, `workspace_required`, `workspace_mismatch`)", body = ErrorBody),
+        (status = 401, description = "`missing_credentials` / `invalid_credentials`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role is below editor", body = ErrorBody),
+        (status = 404, description = "`workspace_not_found` / `request_not_found`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 503, description = "`overloaded` / `shutting_down` / `database_unavailable`, with `Retry-After`; nothing was executed", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+    tag = "run"
+)]
 pub async fn rest(
     State(state): State<InterceptState>,
     headers: HeaderMap,
@@ -282,7 +314,20 @@ pub async fn rest(
     run_spec(&state, &headers, &call.link, RequestSpec::Rest(spec)).await
 }
 
-/// `POST /graphql`
+/// `POST /graphql`: run a GraphQL operation; an `errors` array marks the execution failed.
+#[utoipa::path(post, path = "/graphql", request_body = GraphqlCall,
+    responses(
+        (status = 200, description = "The execution, whatever the target did", body = HttpAnswer),
+        (status = 400, description = "Bad input (`invalid_json`, `invalid_request`, `invalid_url`, `invalid_method`, `invalid_id`, `workspace_required`, `workspace_mismatch`)", body = ErrorBody),
+        (status = 401, description = "`missing_credentials` / `invalid_credentials`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role is below editor", body = ErrorBody),
+        (status = 404, description = "`workspace_not_found` / `request_not_found`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 503, description = "`overloaded` / `shutting_down` / `database_unavailable`, with `Retry-After`; nothing was executed", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+    tag = "run"
+)]
 pub async fn graphql(
     State(state): State<InterceptState>,
     headers: HeaderMap,
@@ -302,6 +347,19 @@ pub async fn graphql(
 
 /// `POST /run`: any protocol, as `{"protocol": "rest" | "graphql" | "grpc", …spec}`, or just
 /// `{"request_id": …}` to run a saved request as saved.
+#[utoipa::path(post, path = "/run",
+    request_body(content = Object, description = "A request spec tagged with `protocol`, or `{request_id}`"),
+    responses(
+        (status = 200, description = "The execution (`/rest`'s or `/grpc`'s answer shape)", body = Object),
+        (status = 400, description = "Bad input, including `unknown_protocol`", body = ErrorBody),
+        (status = 401, description = "`missing_credentials` / `invalid_credentials`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 404, description = "`workspace_not_found` / `request_not_found`", body = ErrorBody),
+        (status = 503, description = "`overloaded` / `shutting_down` / `database_unavailable`", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+    tag = "run"
+)]
 pub async fn run(
     State(state): State<InterceptState>,
     headers: HeaderMap,
@@ -426,28 +484,41 @@ async fn execute(
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct GrpcCall {
+/// `POST /grpc`: any method of any service, schema from server reflection (default) or pasted
+/// `.proto` files.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct GrpcCall {
+    /// `host:port` or an `http://` / `https://` URL (upstream: `server_address`).
     #[serde(alias = "server_address")]
     address: String,
+    /// Fully qualified (`pkg.Service`) or simple name.
     service: String,
     method: String,
+    /// `{"kind": "reflection"}` or `{"kind": "files", "files": [{name, content}]}`.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     proto: Option<ProtoSource>,
     /// Upstream's single pasted file.
     #[serde(default)]
     proto_file: Option<String>,
+    /// `{enabled, ca_pem, verify}`.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     tls: Option<GrpcTls>,
     /// Upstream's switch (its TLS never worked; here it means TLS with the system roots).
     #[serde(default)]
     use_tls: Option<bool>,
+    /// As `headers` in `/rest`.
     #[serde(default)]
+    #[schema(value_type = Object)]
     metadata: HeaderRows,
     /// Upstream's name for the message JSON; `message` is PRISM's.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     body: Option<Value>,
+    /// The request message (JSON object or its text); a JSON list for client/bidi streaming.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     message: Option<Value>,
     #[serde(default)]
     timeout_ms: Option<u64>,
@@ -463,7 +534,20 @@ fn message_text(value: Option<Value>) -> String {
     }
 }
 
-/// `POST /grpc`
+/// `POST /grpc`: call a gRPC method (any call kind) and record it.
+#[utoipa::path(post, path = "/grpc", request_body = GrpcCall,
+    responses(
+        (status = 200, description = "The call; a non-OK status is a result (`status_code`), as are transport failures (`error_kind`)", body = GrpcAnswer),
+        (status = 400, description = "Bad input, including `invalid_proto` (with file:line:column), `unknown_service`, `unknown_method`, `invalid_message`, `invalid_metadata`, `invalid_address`, `invalid_tls_config`, `reflection_failed`", body = ErrorBody),
+        (status = 401, description = "`missing_credentials` / `invalid_credentials`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 404, description = "`workspace_not_found` / `request_not_found`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 503, description = "`overloaded` / `shutting_down` / `database_unavailable`", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+    tag = "run"
+)]
 pub async fn grpc(
     State(state): State<InterceptState>,
     headers: HeaderMap,
@@ -499,37 +583,49 @@ pub async fn grpc(
 }
 
 /// The answer of `/grpc`: upstream's fields plus PRISM's.
-#[derive(Debug, Serialize)]
-struct GrpcAnswer<'a> {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct GrpcAnswer<'a> {
+    #[schema(value_type = String)]
     execution_id: ExecutionId,
+    #[schema(value_type = String)]
     trace_id: TraceId,
+    #[schema(value_type = String)]
     span_id: SpanId,
     traceparent: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     request_id: Option<RequestId>,
+    #[schema(value_type = String)]
     workspace_id: WorkspaceId,
     /// The gRPC status code; `null` when the call never got one.
     status_code: Option<i32>,
     status_name: Option<&'a str>,
     status_message: Option<&'a str>,
     failed: bool,
+    /// `dns`, `connection_refused`, `connect`, `tls`, `timeout`, `blocked`, `io`, `protocol`, …
+    #[schema(value_type = Option<String>)]
     error_kind: Option<ErrorKind>,
     error_msg: &'a str,
     /// Upstream's field: the response message as JSON text (a JSON list when there were several).
     body: String,
+    #[schema(value_type = Vec<Object>)]
     messages: &'a [Value],
     message_count: i64,
     truncated: bool,
     response_headers: BTreeMap<String, String>,
     response_trailers: BTreeMap<String, String>,
+    #[schema(value_type = Vec<Object>)]
     header_list: &'a [GrpcHeader],
+    #[schema(value_type = Vec<Object>)]
     trailer_list: &'a [GrpcHeader],
     response_size: i64,
     request_size: i64,
     request_duration: String,
     duration_ms: f64,
     ttfb_ms: Option<f64>,
+    #[schema(value_type = Object)]
     request: &'a GrpcSentRequest,
+    #[schema(value_type = Vec<Object>)]
     spans: [&'a Span; 1],
 }
 
@@ -612,18 +708,26 @@ fn reject_invalid(outcome: &HttpOutcome) -> Result<(), ApiError> {
 }
 
 /// The answer of `/rest` and `/graphql`: upstream's fields plus PRISM's.
-#[derive(Debug, Serialize)]
-struct HttpAnswer<'a> {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct HttpAnswer<'a> {
+    #[schema(value_type = String)]
     execution_id: ExecutionId,
+    #[schema(value_type = String)]
     trace_id: TraceId,
+    /// The client span, parent of the target's spans.
+    #[schema(value_type = String)]
     span_id: SpanId,
     traceparent: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     request_id: Option<RequestId>,
+    #[schema(value_type = String)]
     workspace_id: WorkspaceId,
     /// The target's HTTP status; `null` when it never answered.
     status: Option<u16>,
     failed: bool,
+    /// `dns`, `connection_refused`, `connect`, `tls`, `timeout`, `blocked`, `io`, `protocol`, …
+    #[schema(value_type = Option<String>)]
     error_kind: Option<ErrorKind>,
     /// Empty when there was no error (upstream's field).
     error_msg: &'a str,
@@ -636,8 +740,11 @@ struct HttpAnswer<'a> {
     headers: BTreeMap<String, String>,
     set_cookies: Vec<&'a str>,
     /// Every response header line in order, repeats kept.
+    #[schema(value_type = Vec<Object>)]
     header_list: &'a [Header],
     body: &'a str,
+    /// `text` or `base64`.
+    #[schema(value_type = String)]
     body_encoding: BodyEncoding,
     body_truncated: bool,
     response_size: i64,
@@ -646,7 +753,11 @@ struct HttpAnswer<'a> {
     request_duration: String,
     duration_ms: f64,
     ttfb_ms: Option<f64>,
+    /// What PRISM sent.
+    #[schema(value_type = Object)]
     request: &'a SentRequest,
+    /// The client span as stored.
+    #[schema(value_type = Vec<Object>)]
     spans: [&'a Span; 1],
 }
 

@@ -30,7 +30,7 @@ use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc};
 use tokio::time::Instant;
 
 use super::auth::{Caller, authenticate};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use crate::InterceptState;
 
 /// Bounds of `quiet_ms`.
@@ -46,6 +46,20 @@ pub struct StreamQuery {
     quiet_ms: Option<u64>,
 }
 
+#[utoipa::path(get, path = "/traces/stream",
+    params(
+        ("traceId" = String, Query, description = "32 lowercase hex digits"),
+        ("quiet_ms" = Option<u64>, Query, description = "End after the trace was quiet this long (100–300000; default from the server)"),
+    ),
+    responses(
+        (status = 200, description = "`text/event-stream`: stored spans, then live ones (`data: <span>`, `id: <span id>`), then `event: complete` with `{trace_id, spans, reason}`", content_type = "text/event-stream", body = String),
+        (status = 400, description = "`trace_id_required` / `invalid_trace_id`", body = ErrorBody),
+        (status = 401, description = "`missing_credentials` / `invalid_credentials`", body = ErrorBody),
+        (status = 503, description = "`too_many_streams`, with `Retry-After`", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+    tag = "traces"
+)]
 pub async fn stream(
     State(state): State<InterceptState>,
     headers: HeaderMap,

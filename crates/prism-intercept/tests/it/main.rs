@@ -7,6 +7,7 @@ mod grpc;
 #[allow(dead_code)]
 mod grpc_server;
 mod health;
+mod openapi;
 mod recorder;
 mod run;
 mod stream;
