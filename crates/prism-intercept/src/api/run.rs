@@ -278,16 +278,40 @@ async fn prepare(
     })
 }
 
+/// The refusals every run endpoint shares (documentation only; answers are [`ApiError`]s).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum RunErrors {
+    /// Bad input: `invalid_json`, `invalid_request`, `invalid_url`, `invalid_method`,
+    /// `invalid_id`, `workspace_required`, `workspace_mismatch`, `unknown_protocol`; for gRPC also
+    /// `invalid_proto` (with file:line:column), `unknown_service`, `unknown_method`,
+    /// `invalid_message`, `invalid_metadata`, `invalid_address`, `invalid_tls_config`,
+    /// `reflection_failed`
+    #[response(status = 400)]
+    BadRequest(#[to_schema] ErrorBody),
+    /// `missing_credentials` / `invalid_credentials`
+    #[response(status = 401)]
+    Unauthorized(#[to_schema] ErrorBody),
+    /// `forbidden`: the role is below editor
+    #[response(status = 403)]
+    Forbidden(#[to_schema] ErrorBody),
+    /// `workspace_not_found` / `request_not_found`
+    #[response(status = 404)]
+    NotFound(#[to_schema] ErrorBody),
+    /// `body_too_large`
+    #[response(status = 413)]
+    TooLarge(#[to_schema] ErrorBody),
+    /// `overloaded` / `shutting_down` / `database_unavailable`, with `Retry-After`; nothing was
+    /// executed
+    #[response(status = 503)]
+    Unavailable(#[to_schema] ErrorBody),
+}
+
 /// `POST /rest`: run an HTTP request with trace context and record it.
 #[utoipa::path(post, path = "/rest", request_body = RestCall,
     responses(
         (status = 200, description = "The execution, whatever the target did (see `error_kind`)", body = HttpAnswer),
-        (status = 400, description = "Bad input (`invalid_json`, `invalid_request`, `invalid_url`, `invalid_method`, `invalid_id`, `workspace_required`, `workspace_mismatch`)", body = ErrorBody),
-        (status = 401, description = "`missing_credentials` / `invalid_credentials`", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the role is below editor", body = ErrorBody),
-        (status = 404, description = "`workspace_not_found` / `request_not_found`", body = ErrorBody),
-        (status = 413, description = "`body_too_large`", body = ErrorBody),
-        (status = 503, description = "`overloaded` / `shutting_down` / `database_unavailable`, with `Retry-After`; nothing was executed", body = ErrorBody),
+        RunErrors,
     ),
     security(("bearer" = [])),
     tag = "run"
@@ -318,12 +342,7 @@ pub async fn rest(
 #[utoipa::path(post, path = "/graphql", request_body = GraphqlCall,
     responses(
         (status = 200, description = "The execution, whatever the target did", body = HttpAnswer),
-        (status = 400, description = "Bad input (`invalid_json`, `invalid_request`, `invalid_url`, `invalid_method`, `invalid_id`, `workspace_required`, `workspace_mismatch`)", body = ErrorBody),
-        (status = 401, description = "`missing_credentials` / `invalid_credentials`", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the role is below editor", body = ErrorBody),
-        (status = 404, description = "`workspace_not_found` / `request_not_found`", body = ErrorBody),
-        (status = 413, description = "`body_too_large`", body = ErrorBody),
-        (status = 503, description = "`overloaded` / `shutting_down` / `database_unavailable`, with `Retry-After`; nothing was executed", body = ErrorBody),
+        RunErrors,
     ),
     security(("bearer" = [])),
     tag = "run"
@@ -351,11 +370,7 @@ pub async fn graphql(
     request_body(content = Object, description = "A request spec tagged with `protocol`, or `{request_id}`"),
     responses(
         (status = 200, description = "The execution (`/rest`'s or `/grpc`'s answer shape)", body = Object),
-        (status = 400, description = "Bad input, including `unknown_protocol`", body = ErrorBody),
-        (status = 401, description = "`missing_credentials` / `invalid_credentials`", body = ErrorBody),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
-        (status = 404, description = "`workspace_not_found` / `request_not_found`", body = ErrorBody),
-        (status = 503, description = "`overloaded` / `shutting_down` / `database_unavailable`", body = ErrorBody),
+        RunErrors,
     ),
     security(("bearer" = [])),
     tag = "run"
@@ -538,12 +553,7 @@ fn message_text(value: Option<Value>) -> String {
 #[utoipa::path(post, path = "/grpc", request_body = GrpcCall,
     responses(
         (status = 200, description = "The call; a non-OK status is a result (`status_code`), as are transport failures (`error_kind`)", body = GrpcAnswer),
-        (status = 400, description = "Bad input, including `invalid_proto` (with file:line:column), `unknown_service`, `unknown_method`, `invalid_message`, `invalid_metadata`, `invalid_address`, `invalid_tls_config`, `reflection_failed`", body = ErrorBody),
-        (status = 401, description = "`missing_credentials` / `invalid_credentials`", body = ErrorBody),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
-        (status = 404, description = "`workspace_not_found` / `request_not_found`", body = ErrorBody),
-        (status = 413, description = "`body_too_large`", body = ErrorBody),
-        (status = 503, description = "`overloaded` / `shutting_down` / `database_unavailable`", body = ErrorBody),
+        RunErrors,
     ),
     security(("bearer" = [])),
     tag = "run"

@@ -8,11 +8,11 @@ use prism_domain::execution::ExecutionSource;
 use prism_domain::request::Protocol;
 use prism_domain::trace::{SpanKind, StatusCode as SpanStatus, TraceId};
 use prism_domain::trace_context::TraceParent;
-use prism_store::{ExecutionFilter, Store};
+use prism_store::Store;
 use serde_json::{Value, json};
 
 use crate::grpc_server::{COMMON_PROTO, Reflection, TESTER_PROTO, TestServer};
-use crate::support::{DataPlane, account, client, serve};
+use crate::support::{DataPlane, account, client, recorded, serve};
 
 async fn call(plane: &DataPlane, token: &str, body: Value) -> (u16, Value) {
     let response = client()
@@ -121,16 +121,7 @@ pub async fn streams_and_statuses_are_results(store: Arc<dyn Store>) {
     assert_eq!(failed["failed"], true);
 
     plane.flush().await;
-    let recorded = store
-        .list_executions(
-            ada.workspace,
-            &ExecutionFilter {
-                limit: 10,
-                ..ExecutionFilter::default()
-            },
-        )
-        .await
-        .unwrap();
+    let recorded = recorded(&store, ada.workspace).await;
     assert_eq!(recorded.len(), 3);
     let trace: TraceId = failed["trace_id"].as_str().unwrap().parse().unwrap();
     let span = &store.list_trace_spans(trace).await.unwrap()[0];
@@ -190,16 +181,7 @@ pub async fn bad_grpc_input_is_a_4xx_and_records_nothing(store: Arc<dyn Store>) 
     );
 
     plane.flush().await;
-    let recorded = store
-        .list_executions(
-            ada.workspace,
-            &ExecutionFilter {
-                limit: 10,
-                ..ExecutionFilter::default()
-            },
-        )
-        .await
-        .unwrap();
+    let recorded = recorded(&store, ada.workspace).await;
     assert!(recorded.is_empty());
 }
 

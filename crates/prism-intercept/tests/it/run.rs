@@ -19,12 +19,14 @@ use prism_domain::{Clock, CollectionId, ExecutionId, RequestId, Role, SystemCloc
 use prism_intercept::InterceptSettings;
 use prism_intercept::api::auth::service_credential;
 use prism_intercept::executor::ExecutorConfig;
-use prism_store::{ExecutionFilter, Store};
+use prism_store::Store;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use crate::support::{self, Account, DataPlane, account, add_member, client, serve, serve_with};
+use crate::support::{
+    self, Account, DataPlane, account, add_member, client, recorded, serve, serve_with,
+};
 
 /// What the upstream saw of one request.
 #[derive(Debug)]
@@ -353,16 +355,7 @@ pub async fn target_failures_are_results_and_are_recorded(store: Arc<dyn Store>)
     up.next().await;
 
     plane.flush().await;
-    let recorded = store
-        .list_executions(
-            ada.workspace,
-            &ExecutionFilter {
-                limit: 10,
-                ..ExecutionFilter::default()
-            },
-        )
-        .await
-        .unwrap();
+    let recorded = recorded(&store, ada.workspace).await;
     assert_eq!(recorded.len(), 3, "every execution is recorded");
     assert!(recorded.iter().all(|e| e.failed));
     let refused_row = store.get_execution(execution_id(&refused)).await.unwrap();
@@ -431,16 +424,7 @@ pub async fn calls_need_valid_credentials_and_an_editor_role(store: Arc<dyn Stor
     up.assert_nothing();
     plane.flush().await;
     for ws in [ada.workspace, bob.workspace] {
-        let recorded = store
-            .list_executions(
-                ws,
-                &ExecutionFilter {
-                    limit: 10,
-                    ..ExecutionFilter::default()
-                },
-            )
-            .await
-            .unwrap();
+        let recorded = recorded(&store, ws).await;
         assert!(recorded.is_empty(), "refused calls record nothing");
     }
 }
@@ -538,16 +522,7 @@ pub async fn bad_input_is_a_4xx_with_a_stable_code(store: Arc<dyn Store>) {
 
     up.assert_nothing();
     plane.flush().await;
-    let recorded = store
-        .list_executions(
-            ada.workspace,
-            &ExecutionFilter {
-                limit: 10,
-                ..ExecutionFilter::default()
-            },
-        )
-        .await
-        .unwrap();
+    let recorded = recorded(&store, ada.workspace).await;
     assert!(recorded.is_empty(), "nothing is recorded for bad input");
 }
 
@@ -576,16 +551,7 @@ pub async fn blocked_targets_are_recorded_as_blocked(store: Arc<dyn Store>) {
     }
     up.assert_nothing();
     plane.flush().await;
-    let recorded = store
-        .list_executions(
-            ada.workspace,
-            &ExecutionFilter {
-                limit: 10,
-                ..ExecutionFilter::default()
-            },
-        )
-        .await
-        .unwrap();
+    let recorded = recorded(&store, ada.workspace).await;
     assert_eq!(recorded.len(), 2);
     assert!(
         recorded

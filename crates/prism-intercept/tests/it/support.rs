@@ -159,3 +159,20 @@ pub fn client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
+
+/// The executions recorded in a workspace (newest first, at most 100).
+pub async fn recorded(
+    store: &Arc<dyn Store>,
+    workspace: WorkspaceId,
+) -> Vec<prism_domain::execution::Execution> {
+    store
+        .list_executions(
+            workspace,
+            &prism_store::ExecutionFilter {
+                limit: 100,
+                ..prism_store::ExecutionFilter::default()
+            },
+        )
+        .await
+        .unwrap()
+}
