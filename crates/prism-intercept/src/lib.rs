@@ -41,6 +41,11 @@ pub struct InterceptSettings {
     pub max_streams: usize,
     /// Spans one live stream sends before it ends (its memory grows with them).
     pub max_stream_spans: usize,
+    /// Credential and membership answers this young are reused without asking the database
+    /// (a revoked token works at most this long; see [`api::cache`]).
+    pub auth_fresh: Duration,
+    /// Answers this young are used while the database is unavailable.
+    pub auth_stale_if_error: Duration,
 }
 
 impl Default for InterceptSettings {
@@ -52,6 +57,8 @@ impl Default for InterceptSettings {
             stream_quiet: Duration::from_secs(3),
             max_streams: 256,
             max_stream_spans: 10_000,
+            auth_fresh: api::cache::FRESH,
+            auth_stale_if_error: api::cache::STALE_IF_ERROR,
         }
     }
 }
@@ -67,6 +74,8 @@ pub struct InterceptState {
     pub clock: Arc<dyn Clock>,
     /// Permits for live trace streams (`settings.max_streams`).
     pub streams: Arc<Semaphore>,
+    /// Recent credential and membership lookups (see [`api::cache`]).
+    pub auth_cache: Arc<api::cache::AuthCache>,
 }
 
 impl InterceptState {
@@ -80,6 +89,7 @@ impl InterceptState {
     ) -> Self {
         Self {
             grpc,
+            auth_cache: Arc::default(),
             streams: Arc::new(Semaphore::new(settings.max_streams)),
             store,
             recorder,

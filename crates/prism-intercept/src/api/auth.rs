@@ -21,6 +21,7 @@ use prism_domain::session::{SecretKind, hash_secret};
 use prism_domain::{ApiTokenId, Role, Timestamp, UserId, WorkspaceId};
 use sha2::{Digest, Sha256};
 
+use super::cache::CachedToken;
 use super::error::ApiError;
 use crate::InterceptState;
 
@@ -125,12 +126,36 @@ pub async fn authenticate(state: &InterceptState, headers: &HeaderMap) -> Result
     if !token.starts_with(SecretKind::ApiToken.prefix()) {
         return Err(ApiError::invalid_credentials());
     }
+    let hash = hash_secret(token);
+    if let Some(cached) = state.auth_cache.token(&hash, state.settings.auth_fresh) {
+        return Ok(Caller::User {
+            user_id: cached.user_id,
+            token_id: cached.token_id,
+        });
+    }
     let now = state.clock.now();
-    let found = state
-        .store
-        .find_active_api_token(&hash_secret(token), now)
-        .await?
-        .ok_or_else(ApiError::invalid_credentials)?;
+    let found = match state.store.find_active_api_token(&hash, now).await {
+        Ok(found) => found.ok_or_else(ApiError::invalid_credentials)?,
+        Err(err) if err.is_transient() => {
+            // The database is down: a token seen recently still works (see `cache`).
+            let cached = state
+                .auth_cache
+                .token(&hash, state.settings.auth_stale_if_error)
+                .ok_or_else(|| ApiError::from(err))?;
+            return Ok(Caller::User {
+                user_id: cached.user_id,
+                token_id: cached.token_id,
+            });
+        }
+        Err(err) => return Err(err.into()),
+    };
+    state.auth_cache.remember_token(
+        hash,
+        CachedToken {
+            user_id: found.user_id,
+            token_id: found.id,
+        },
+    );
     let stale = found
         .last_used_at
         .is_none_or(|t| now.nanos() - t.nanos() > TOUCH_INTERVAL_NS);
@@ -210,20 +235,37 @@ pub async fn require_role(
     workspace: WorkspaceId,
     needed: Role,
 ) -> Result<Role, ApiError> {
-    let membership = state
-        .store
-        .find_membership(workspace, user)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found("workspace_not_found", format!("no workspace {workspace}"))
-        })?;
-    if membership.role < needed {
+    let role = match state
+        .auth_cache
+        .role(workspace, user, state.settings.auth_fresh)
+    {
+        Some(role) => role,
+        None => match state.store.find_membership(workspace, user).await {
+            Ok(Some(membership)) => {
+                state
+                    .auth_cache
+                    .remember_role(workspace, user, membership.role);
+                membership.role
+            }
+            Ok(None) => {
+                return Err(ApiError::not_found(
+                    "workspace_not_found",
+                    format!("no workspace {workspace}"),
+                ));
+            }
+            Err(err) if err.is_transient() => state
+                .auth_cache
+                .role(workspace, user, state.settings.auth_stale_if_error)
+                .ok_or_else(|| ApiError::from(err))?,
+            Err(err) => return Err(err.into()),
+        },
+    };
+    if role < needed {
         return Err(ApiError::forbidden(format!(
-            "this needs the {needed} role in the workspace; you are {}",
-            membership.role
+            "this needs the {needed} role in the workspace; you are {role}"
         )));
     }
-    Ok(membership.role)
+    Ok(role)
 }
 
 /// Why an ingest call was refused.

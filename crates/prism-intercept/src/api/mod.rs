@@ -1,6 +1,7 @@
 //! The data plane's HTTP API (besides health): running requests and the error shape they share.
 
 pub mod auth;
+pub mod cache;
 pub mod error;
 pub mod openapi;
 pub mod run;

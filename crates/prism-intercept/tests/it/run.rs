@@ -374,7 +374,17 @@ pub async fn calls_need_valid_credentials_and_an_editor_role(store: Arc<dyn Stor
     let mut up = upstream().await;
     let ada = account(&store, "ada@example.test").await;
     let bob = account(&store, "bob@example.test").await;
-    let mut plane = serve(store.clone()).await;
+    // No reuse of recent answers, so revocation and role changes apply at once.
+    let mut plane = serve_with(
+        store.clone(),
+        ExecutorConfig::default(),
+        InterceptSettings {
+            auth_fresh: Duration::ZERO,
+            ..InterceptSettings::default()
+        },
+        support::recorder_config,
+    )
+    .await;
     let call = |ws: Option<String>| {
         let mut body = json!({"url": up.url("/x")});
         if let Some(ws) = ws {
@@ -676,8 +686,113 @@ pub async fn run_executes_a_saved_request_by_id(store: Arc<dyn Store>) {
     assert_eq!(execution.request_id, None);
 }
 
+pub async fn recent_answers_are_reused_for_a_short_time(store: Arc<dyn Store>) {
+    let up = upstream().await;
+    let ada = account(&store, "ada@example.test").await;
+    let plane = serve(store.clone()).await;
+    let call = json!({"url": up.url("/x"), "workspace_id": ada.workspace.to_string()});
+    let (status, _) = post_json(&plane, "/rest", Some(&ada.token), call.clone()).await;
+    assert_eq!(status, 200);
+    // Revoked a moment ago: still accepted within `auth_fresh` (2 s by default)…
+    store
+        .revoke_api_token(ada.user.id, ada.token_id, SystemClock.now())
+        .await
+        .unwrap();
+    let (status, _) = post_json(&plane, "/rest", Some(&ada.token), call).await;
+    assert_eq!(status, 200, "a fresh cached answer is reused");
+    // …while a token never seen is always checked.
+    let (status, _) = post_json(
+        &plane,
+        "/rest",
+        Some("prism_pat_unknown"),
+        json!({"url": up.url("/")}),
+    )
+    .await;
+    assert_eq!(status, 401);
+}
+
+/// PostgreSQL goes away in the middle of traffic: calls keep running on credentials seen
+/// recently (the database cannot be asked), their records wait in the recorder, and once the
+/// database is back every execution is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_keep_running_through_a_database_outage() {
+    use sqlx::Connection;
+    let Some(db) = prism_testkit::TestDatabase::postgres().await else {
+        return;
+    };
+    let options = prism_store::StoreOptions {
+        connect_timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let store = prism_store::open(db.url(), &options).await.unwrap();
+    let mut up = upstream().await;
+    let ada = account(&store, "ada@example.test").await;
+    let mut plane = serve_with(
+        store.clone(),
+        ExecutorConfig::default(),
+        InterceptSettings {
+            // Always ask the database, so the outage path is the one taken.
+            auth_fresh: Duration::ZERO,
+            ..InterceptSettings::default()
+        },
+        |dir| {
+            let mut config = support::recorder_config(dir);
+            config.retry_initial = Duration::from_millis(20);
+            config.retry_max = Duration::from_millis(100);
+            config
+        },
+    )
+    .await;
+    let call = json!({"url": up.url("/x"), "workspace_id": ada.workspace.to_string()});
+    for _ in 0..3 {
+        let (status, body) = post_json(&plane, "/rest", Some(&ada.token), call.clone()).await;
+        assert_eq!(status, 200, "{body}");
+        up.next().await;
+    }
+
+    let name = url::Url::parse(db.url().as_str())
+        .unwrap()
+        .path()
+        .trim_start_matches('/')
+        .to_owned();
+    let mut admin =
+        sqlx::PgConnection::connect(&std::env::var(prism_testkit::POSTGRES_ENV).unwrap())
+            .await
+            .unwrap();
+    let allow = |yes: bool| format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {yes}");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(allow(false)))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()")
+        .bind(&name)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        let (status, body) = post_json(&plane, "/rest", Some(&ada.token), call.clone()).await;
+        assert_eq!(status, 200, "runs during the outage: {body}");
+        up.next().await;
+    }
+    sqlx::raw_sql(sqlx::AssertSqlSafe(allow(true)))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    plane.flush().await;
+    assert_eq!(
+        recorded(&store, ada.workspace).await.len(),
+        8,
+        "nothing lost"
+    );
+    drop(plane);
+    store.close().await;
+    admin.close().await.unwrap();
+    db.destroy().await;
+}
+
 mod on {
     prism_testkit::for_each_backend!(crate::run =>
+        recent_answers_are_reused_for_a_short_time,
         rest_call_runs_with_trace_context_and_is_recorded,
         an_incoming_traceparent_is_continued_not_overwritten,
         target_failures_are_results_and_are_recorded,
