@@ -6,6 +6,7 @@
 
 pub mod executor;
 pub mod health;
+pub mod otlp;
 pub mod recorder;
 
 use std::sync::Arc;
