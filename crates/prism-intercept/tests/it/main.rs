@@ -2,4 +2,5 @@
 
 mod executor_http;
 mod health;
+mod otlp;
 mod recorder;
