@@ -688,6 +688,17 @@ pub async fn invalid_spans_are_reported_and_the_valid_ones_stored(store: Arc<dyn
     app.stop().await;
 }
 
+/// A refused request: (case, content type, content encoding, body, key, status, error code).
+type Refusal = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Vec<u8>,
+    Option<&'static str>,
+    u16,
+    &'static str,
+);
+
 pub async fn refused_requests_store_nothing(store: Arc<dyn Store>) {
     let app = App::start_with(store, |_, limits| {
         limits.max_body_bytes = 64 * 1024;
@@ -709,7 +720,7 @@ pub async fn refused_requests_store_nothing(store: Arc<dyn Store>) {
     let protobuf = "application/x-protobuf";
     let json_type = "application/json";
 
-    let cases: Vec<(&str, &str, Option<&str>, Vec<u8>, Option<&str>, u16, &str)> = vec![
+    let cases: Vec<Refusal> = vec![
         (
             "no key",
             protobuf,
