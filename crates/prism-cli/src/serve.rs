@@ -145,6 +145,7 @@ async fn bind(setting: &str, addr: SocketAddr) -> Result<TcpListener, Failure> {
 pub struct Running {
     pub soul_addr: Option<SocketAddr>,
     pub intercept_addr: Option<SocketAddr>,
+    pub otlp_grpc_addr: Option<SocketAddr>,
     pub store: Arc<dyn Store>,
     shutdown: watch::Sender<bool>,
     servers: Vec<(&'static str, JoinHandle<std::io::Result<()>>)>,
@@ -163,12 +164,17 @@ pub async fn start(config: &Config, planes: Planes) -> Result<Running, Failure> 
         true => Some(bind("PRISM_INTERCEPT_LISTEN", config.intercept.listen).await?),
         false => None,
     };
+    let otlp_grpc_listener = match planes.intercept() {
+        true => Some(bind("PRISM_OTLP_GRPC_LISTEN", config.intercept.otlp_grpc_listen).await?),
+        false => None,
+    };
     let opened = open_store(config).await?;
     let store = opened.store;
     let (shutdown, stop) = watch::channel(false);
     let mut servers = Vec::new();
     let mut soul_addr = None;
     let mut intercept_addr = None;
+    let mut otlp_grpc_addr = None;
     let mut recorder = None;
     if let Some(listener) = intercept_listener {
         intercept_addr = Some(
@@ -178,6 +184,25 @@ pub async fn start(config: &Config, planes: Planes) -> Result<Running, Failure> 
         );
         let (state, task) = intercept_state(config, planes, store.clone())?;
         recorder = Some(task);
+        if let Some(otlp) = otlp_grpc_listener {
+            otlp_grpc_addr = Some(
+                otlp.local_addr()
+                    .map_err(|e| Failure::startup("PRISM_OTLP_GRPC_LISTEN", e))?,
+            );
+            let ingest = prism_intercept::otlp_ingest(&state);
+            let mut stop = stop.clone();
+            let shutdown = async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            };
+            servers.push((
+                "otlp-grpc",
+                tokio::spawn(async move {
+                    prism_intercept::otlp::serve_grpc(otlp, ingest, shutdown)
+                        .await
+                        .map_err(std::io::Error::other)
+                }),
+            ));
+        }
         let app = prism_intercept::router(state);
         servers.push(("intercept", spawn_server(listener, app, stop.clone())));
     }
@@ -193,6 +218,7 @@ pub async fn start(config: &Config, planes: Planes) -> Result<Running, Failure> 
     tracing::info!(
         soul = soul_addr.map(|a| a.to_string()),
         intercept = intercept_addr.map(|a| a.to_string()),
+        otlp_grpc = otlp_grpc_addr.map(|a| a.to_string()),
         database = %config.database_url().redacted(),
         backend = store.backend().as_str(),
         "prism started"
@@ -200,6 +226,7 @@ pub async fn start(config: &Config, planes: Planes) -> Result<Running, Failure> 
     Ok(Running {
         soul_addr,
         intercept_addr,
+        otlp_grpc_addr,
         store,
         shutdown,
         servers,
@@ -307,6 +334,9 @@ pub async fn run(config: Config, planes: Planes) -> Result<(), Failure> {
     }
     if let Some(addr) = running.intercept_addr {
         println!("  intercept (data plane): http://{}", client_addr(addr));
+    }
+    if let Some(addr) = running.otlp_grpc_addr {
+        println!("  otlp (OTLP/gRPC):       {}", client_addr(addr));
     }
     println!(
         "  database:               {}",

@@ -9,6 +9,7 @@ pub mod capture;
 pub mod endpoint;
 pub mod executor;
 pub mod health;
+pub mod otlp;
 pub mod recorder;
 
 use std::sync::Arc;
@@ -119,7 +120,19 @@ pub fn router(state: InterceptState) -> Router {
         .route("/traces/stream", get(api::stream::stream))
         .route("/openapi.json", get(api::openapi::openapi_json))
         .merge(runs)
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(otlp::http_routes(otlp_ingest(&state)))
+}
+
+/// OTLP ingest (HTTP route and gRPC service) over this state's recorder, authorized by ingest
+/// keys ([`api::auth::KeyAuthorizer`]).
+pub fn otlp_ingest(state: &InterceptState) -> otlp::OtlpIngest {
+    otlp::OtlpIngest::new(
+        state.recorder.clone(),
+        Arc::new(api::auth::KeyAuthorizer {
+            state: state.clone(),
+        }),
+    )
 }
 
 impl health::HasStore for InterceptState {

@@ -155,3 +155,59 @@ async fn admin_commands_report_unknown_users_and_workspaces() {
         assert!(!out.stderr.trim().is_empty(), "{args:?} explains itself");
     }
 }
+
+/// OTLP ingest answers only after the spans are committed: a `kill -9` right after the answers
+/// loses none of them.
+#[tokio::test]
+async fn acknowledged_spans_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut cmd = prism();
+    cmd.arg("up");
+    ephemeral_args(&mut cmd, &data);
+    let server = Server::start(cmd, &["soul", "intercept"]).await;
+    let intercept = server.intercept.unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+
+    let trace = prism_domain::trace::TraceId::random();
+    let mut sent = 0;
+    for batch in 0..5 {
+        let spans: Vec<serde_json::Value> = (0..50)
+            .map(|i| {
+                serde_json::json!({
+                    "traceId": trace.to_hex(),
+                    "spanId": format!("{:016x}", batch * 1000 + i + 1),
+                    "name": format!("op {batch}/{i}"),
+                    "kind": 2,
+                    "startTimeUnixNano": "1700000000000000000",
+                    "endTimeUnixNano": "1700000000001000000",
+                })
+            })
+            .collect();
+        sent += spans.len();
+        let body = serde_json::json!({"resourceSpans": [{
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "checkout"}}]},
+            "scopeSpans": [{"scope": {"name": "test"}, "spans": spans}],
+        }]});
+        // `prism up` accepts exports from loopback without an ingest key.
+        let response = client
+            .post(format!("http://{intercept}/v1/traces"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    }
+    server.kill_9().await;
+
+    let store = open_store(&data).await;
+    let stored = store.list_trace_spans(trace).await.unwrap();
+    assert_eq!(
+        stored.len(),
+        sent,
+        "every acknowledged span is in the database"
+    );
+    assert!(stored.iter().all(|s| s.service == "checkout"));
+    store.close().await;
+}

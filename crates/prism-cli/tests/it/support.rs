@@ -127,6 +127,15 @@ impl Server {
         Some(line)
     }
 
+    /// Kills the process outright (SIGKILL: no shutdown code runs) and waits for it to be gone.
+    pub async fn kill_9(mut self) {
+        self.child.start_kill().expect("SIGKILL");
+        tokio::time::timeout(PATIENCE, self.child.wait())
+            .await
+            .expect("prism died in time")
+            .unwrap();
+    }
+
     /// Sends a signal and waits for the exit status, collecting the rest of the output.
     pub async fn stop_with(mut self, signal: &str) -> (ExitStatus, Vec<String>) {
         let pid = self.child.id().expect("child still running").to_string();

@@ -352,3 +352,28 @@ mod tests {
         assert!(!constant_time_eq(b"abc", b"ab"));
     }
 }
+
+/// The data plane's [`crate::otlp::IngestAuthorizer`]: ingest keys from the store, and the
+/// loopback relaxation of `prism up` ([`authorize_ingest`]).
+#[derive(Debug, Clone)]
+pub struct KeyAuthorizer {
+    pub state: InterceptState,
+}
+
+#[async_trait::async_trait]
+impl crate::otlp::IngestAuthorizer for KeyAuthorizer {
+    async fn authorize(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<SocketAddr>,
+    ) -> Result<Option<WorkspaceId>, crate::otlp::IngestRejection> {
+        use crate::otlp::IngestRejection;
+        authorize_ingest(&self.state, headers, peer, self.state.clock.now())
+            .await
+            .map_err(|denied| match denied {
+                IngestDenied::Missing => IngestRejection::MissingCredentials,
+                IngestDenied::Invalid => IngestRejection::InvalidCredentials,
+                IngestDenied::Unavailable => IngestRejection::Unavailable,
+            })
+    }
+}

@@ -19,6 +19,7 @@ use super::run::{GraphqlCall, GrpcAnswer, GrpcCall, HttpAnswer, Link, RestCall};
         super::run::grpc,
         super::run::run,
         super::stream::stream,
+        crate::otlp::http::export_traces,
         crate::health::healthz,
         crate::health::readyz,
     ),

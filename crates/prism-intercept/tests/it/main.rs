@@ -8,6 +8,7 @@ mod grpc;
 mod grpc_server;
 mod health;
 mod openapi;
+mod otlp;
 mod recorder;
 mod run;
 mod stream;

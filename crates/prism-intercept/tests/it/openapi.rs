@@ -15,6 +15,7 @@ const SERVED: &[(&str, &str)] = &[
     ("post", "/grpc"),
     ("post", "/run"),
     ("get", "/traces/stream"),
+    ("post", "/v1/traces"),
     ("get", "/healthz"),
     ("get", "/readyz"),
 ];
