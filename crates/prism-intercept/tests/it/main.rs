@@ -1,6 +1,7 @@
 //! Data-plane HTTP tests: the router served on a loopback port against a real database.
 
 mod executor_http;
+mod graphql;
 mod grpc;
 /// The real gRPC server of prism-grpc's tests, shared rather than copied.
 #[path = "../../../prism-grpc/tests/it/server.rs"]
