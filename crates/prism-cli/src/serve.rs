@@ -156,6 +156,7 @@ pub struct Running {
 /// Binds, opens the store and starts serving; returns once every listener accepts connections.
 pub async fn start(config: &Config, planes: Planes) -> Result<Running, Failure> {
     install_tls_provider();
+    prism_intercept::telemetry::install();
     let soul_listener = match planes.soul() {
         true => Some(bind("PRISM_SOUL_LISTEN", config.soul.listen).await?),
         false => None,

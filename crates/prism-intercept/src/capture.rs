@@ -36,6 +36,22 @@ pub struct Captured {
     pub span: Span,
 }
 
+/// Counts an execution in `prism_executions_total` by protocol and outcome (`ok`, `failed`, or
+/// the transport error kind).
+fn count(execution: &Execution) {
+    let outcome = match (execution.error_kind, execution.failed) {
+        (Some(kind), _) => kind.as_str(),
+        (None, true) => "failed",
+        (None, false) => "ok",
+    };
+    metrics::counter!(
+        "prism_executions_total",
+        "protocol" => execution.protocol.as_str(),
+        "outcome" => outcome
+    )
+    .increment(1);
+}
+
 impl Captured {
     pub fn into_record(self) -> Record {
         Record::Execution {
@@ -157,6 +173,7 @@ pub fn capture_http(
             "timings": outcome.timings,
         }),
     };
+    count(&execution);
     Captured {
         execution,
         detail,
@@ -332,6 +349,7 @@ pub fn capture_grpc(
             "timings": outcome.timings,
         }),
     };
+    count(&execution);
     Captured {
         execution,
         detail,

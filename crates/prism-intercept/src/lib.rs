@@ -11,6 +11,7 @@ pub mod executor;
 pub mod health;
 pub mod otlp;
 pub mod recorder;
+pub mod telemetry;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,9 +120,16 @@ pub fn router(state: InterceptState) -> Router {
         .route("/readyz", get(health::readyz::<InterceptState>))
         .route("/traces/stream", get(api::stream::stream))
         .route("/openapi.json", get(api::openapi::openapi_json))
+        .route(
+            "/metrics",
+            get(telemetry::metrics_endpoint::<InterceptState>),
+        )
         .merge(runs)
         .with_state(state.clone())
         .merge(otlp::http_routes(otlp_ingest(&state)))
+        .layer(axum::middleware::from_fn(|request, next| {
+            telemetry::track("intercept", request, next)
+        }))
 }
 
 /// OTLP ingest (HTTP route and gRPC service) over this state's recorder, authorized by ingest
@@ -133,6 +141,12 @@ pub fn otlp_ingest(state: &InterceptState) -> otlp::OtlpIngest {
             state: state.clone(),
         }),
     )
+}
+
+impl telemetry::Observed for InterceptState {
+    fn recorder(&self) -> Option<&Recorder> {
+        Some(&self.recorder)
+    }
 }
 
 impl health::HasStore for InterceptState {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::get;
 use prism_intercept::health::{self, HasStore};
+use prism_intercept::telemetry;
 use prism_store::Store;
 
 /// What the control plane's handlers share.
@@ -37,5 +38,11 @@ pub fn router(state: SoulState) -> Router {
         .route("/api/health", get(health::readyz::<SoulState>))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz::<SoulState>))
+        .route("/metrics", get(telemetry::metrics_endpoint::<SoulState>))
         .with_state(state)
+        .layer(axum::middleware::from_fn(|request, next| {
+            telemetry::track("soul", request, next)
+        }))
 }
+
+impl telemetry::Observed for SoulState {}

@@ -69,6 +69,15 @@ impl PgStore {
         })
     }
 
+    pub(crate) fn pool_stats(&self) -> crate::PoolStats {
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        crate::PoolStats {
+            in_use: self.pool.size().saturating_sub(idle),
+            idle,
+            max: self.pool.options().get_max_connections(),
+        }
+    }
+
     pub(crate) fn reader(&self) -> &Pool<Db> {
         &self.pool
     }

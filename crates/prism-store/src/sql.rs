@@ -1975,6 +1975,10 @@ impl Store for Repo {
         BACKEND
     }
 
+    fn pool_stats(&self) -> crate::PoolStats {
+        Repo::pool_stats(self)
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(self.reader()).await?;
         Ok(())

@@ -71,6 +71,22 @@ impl SqliteStore {
         })
     }
 
+    /// The writer and the readers together (one pool when the database is in memory).
+    pub(crate) fn pool_stats(&self) -> crate::PoolStats {
+        let mut pools = vec![&self.writer];
+        if !self.reader.is_closed() && self.reader.options().get_max_connections() > 1 {
+            pools.push(&self.reader);
+        }
+        let mut stats = crate::PoolStats::default();
+        for pool in pools {
+            let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+            stats.idle += idle;
+            stats.in_use += pool.size().saturating_sub(idle);
+            stats.max += pool.options().get_max_connections();
+        }
+        stats
+    }
+
     pub(crate) fn reader(&self) -> &Pool<Db> {
         &self.reader
     }

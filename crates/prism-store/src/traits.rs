@@ -299,6 +299,14 @@ pub trait IngestKeyStore: Send + Sync {
     async fn touch_ingest_key(&self, id: IngestKeyId, now: Timestamp) -> Result<()>;
 }
 
+/// Database connections: open and in use, open and idle, and the most the pools may open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolStats {
+    pub in_use: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
 #[async_trait]
 pub trait Store:
     UserStore
@@ -315,6 +323,8 @@ pub trait Store:
     + std::fmt::Debug
 {
     fn backend(&self) -> Backend;
+    /// Connections of the store's pools right now (for metrics and alerts).
+    fn pool_stats(&self) -> PoolStats;
     /// Succeeds when the database answers a trivial query.
     async fn ping(&self) -> Result<()>;
     /// The schema version recorded in the database.

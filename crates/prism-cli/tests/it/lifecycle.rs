@@ -26,6 +26,18 @@ async fn up_serves_both_planes_and_exits_zero_on_sigterm() {
         assert_eq!(status, 200, "{url}: {body}");
         assert!(body.contains("\"status\":\"ok\""), "{url}: {body}");
     }
+    for url in [
+        format!("http://{soul}/metrics"),
+        format!("http://{intercept}/metrics"),
+    ] {
+        let (status, body) = get(&url).await;
+        assert_eq!(status, 200, "{url}");
+        assert!(body.contains("prism_http_requests_total"), "{url}: {body}");
+        assert!(
+            body.contains("prism_db_pool_max_connections"),
+            "{url}: {body}"
+        );
+    }
     let ready_after = server.started_in;
     assert!(
         data.join("prism.db").is_file(),

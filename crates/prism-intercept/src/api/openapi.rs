@@ -22,6 +22,7 @@ use super::run::{GraphqlCall, GrpcAnswer, GrpcCall, HttpAnswer, Link, RestCall};
         crate::otlp::http::export_traces,
         crate::health::healthz,
         crate::health::readyz,
+        crate::telemetry::metrics_endpoint,
     ),
     components(schemas(
         RestCall, GraphqlCall, GrpcCall, Link, HttpAnswer, GrpcAnswer, ErrorBody, ErrorDetail

@@ -130,6 +130,9 @@ impl Report {
 
     fn into_response(self) -> ExportTraceServiceResponse {
         let rejected: u64 = self.rejected.values().sum();
+        if rejected > 0 {
+            metrics::counter!("prism_otlp_spans_total", "result" => "rejected").increment(rejected);
+        }
         let mut parts: Vec<String> = self
             .rejected
             .iter()

@@ -142,6 +142,7 @@ impl OtlpIngest {
             return Ok(());
         }
         let chunk = self.limits.chunk_spans.max(1);
+        let count = spans.len() as u64;
         let outcome = if spans.len() <= chunk {
             self.recorder.record_acked(spans).await.map(drop)
         } else {
@@ -163,6 +164,9 @@ impl OtlpIngest {
                 .find_map(Result::err)
                 .map_or(Ok(()), Err)
         };
+        if outcome.is_ok() {
+            metrics::counter!("prism_otlp_spans_total", "result" => "accepted").increment(count);
+        }
         outcome.map_err(|err| match err {
             RecordError::Overloaded => IngestError::Overloaded,
             RecordError::ShuttingDown => IngestError::ShuttingDown,

@@ -8,6 +8,7 @@ mod grpc;
 #[allow(dead_code)]
 mod grpc_server;
 mod health;
+mod metrics;
 mod openapi;
 mod otlp;
 mod recorder;

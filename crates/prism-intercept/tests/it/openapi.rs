@@ -18,6 +18,7 @@ const SERVED: &[(&str, &str)] = &[
     ("post", "/v1/traces"),
     ("get", "/healthz"),
     ("get", "/readyz"),
+    ("get", "/metrics"),
 ];
 
 #[tokio::test]
