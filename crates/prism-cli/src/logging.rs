@@ -21,7 +21,9 @@ pub fn init(config: &LogConfig) {
         builder
             .json()
             .flatten_event(true)
-            .with_current_span(false)
+            // Lines about a request carry its span's fields (`request_id`, method, route).
+            .with_current_span(true)
+            .with_span_list(false)
             .try_init()
     } else {
         builder.try_init()

@@ -114,15 +114,48 @@ pub fn install() {
     telemetry();
 }
 
-/// Middleware measuring every request of a plane's router.
+/// The request id header: taken from the caller when it is a sane token, generated otherwise,
+/// echoed on the response and attached to every log line about the request.
+pub const REQUEST_ID: &str = "x-request-id";
+
+fn request_id(request: &Request) -> String {
+    request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        })
+        .map_or_else(|| uuid::Uuid::now_v7().simple().to_string(), str::to_owned)
+}
+
+/// Middleware for every request of a plane's router: measures it, gives it a request id (a
+/// tracing span, so every log line about it carries the id) and logs its completion at debug.
 pub async fn track(plane: &'static str, request: Request, next: Next) -> Response {
+    use tracing::Instrument;
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().as_str().to_owned();
+    let id = request_id(&request);
+    let span =
+        tracing::info_span!("request", request_id = %id, plane, method = %method, route = %route);
     let started = Instant::now();
-    let response = next.run(request).await;
+    let mut response = next.run(request).instrument(span.clone()).await;
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    span.in_scope(|| {
+        tracing::debug!(
+            status = response.status().as_u16(),
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request finished"
+        );
+    });
     let labels = [
         ("plane", plane.to_owned()),
         ("route", route),

@@ -211,3 +211,54 @@ async fn acknowledged_spans_survive_kill_9() {
     assert!(stored.iter().all(|s| s.service == "checkout"));
     store.close().await;
 }
+
+/// Every log line about a request carries its request id (JSON logs), and the id is echoed.
+#[tokio::test]
+async fn log_lines_about_a_request_carry_its_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = prism();
+    cmd.arg("up")
+        .env("PRISM_LOG", "info,prism_intercept=debug")
+        .env("PRISM_LOG_FORMAT", "json");
+    ephemeral_args(&mut cmd, &dir.path().join("data"));
+    let server = Server::start(cmd, &["soul", "intercept"]).await;
+    let intercept = server.intercept.unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let response = client
+        .post(format!("http://{intercept}/rest"))
+        .header("x-request-id", "req-4711")
+        .json(&serde_json::json!({"url": "http://127.0.0.1:9/"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.headers()["x-request-id"], "req-4711");
+    let generated = client
+        .get(format!("http://{intercept}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    let id = generated.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(id.len(), 32, "a generated id: {id}");
+
+    let (_, output) = server.stop_with("-TERM").await;
+    let about: Vec<serde_json::Value> = output
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| line["span"]["request_id"] == "req-4711")
+        .collect();
+    assert!(
+        !about.is_empty(),
+        "no log line carries the id:\n{}",
+        output.join("\n")
+    );
+    assert!(
+        about
+            .iter()
+            .any(|l| l["message"] == "request finished" && l["status"] == 401)
+    );
+}
