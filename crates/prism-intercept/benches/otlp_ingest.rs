@@ -24,7 +24,9 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as Av;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1 as otlp;
-use prism_domain::WorkspaceId;
+use prism_domain::user::{Email, User};
+use prism_domain::workspace::Workspace;
+use prism_domain::{Timestamp, UserId, WorkspaceId};
 use prism_intercept::otlp::{IngestAuthorizer, IngestRejection, OtlpIngest, http_routes};
 use prism_intercept::recorder::{Recorder, RecorderConfig};
 use prism_store::{DatabaseUrl, StoreOptions};
@@ -35,18 +37,45 @@ const TRACES_PER_BATCH: usize = 16;
 const DEFAULT_CLIENTS: usize = 8;
 const DEFAULT_SECONDS: u64 = 10;
 
+/// Attributes every export to one workspace, as an ingest key would (so the database checks the
+/// workspace reference of every span, as in production).
 #[derive(Debug)]
-struct OpenDoor;
+struct OneWorkspace(WorkspaceId);
 
 #[async_trait::async_trait]
-impl IngestAuthorizer for OpenDoor {
+impl IngestAuthorizer for OneWorkspace {
     async fn authorize(
         &self,
         _headers: &HeaderMap,
         _peer: Option<SocketAddr>,
     ) -> Result<Option<WorkspaceId>, IngestRejection> {
-        Ok(None)
+        Ok(Some(self.0))
     }
+}
+
+async fn create_workspace(store: &dyn prism_store::Store) -> WorkspaceId {
+    let user = User {
+        id: UserId::new(),
+        email: Email::parse("bench@example.test").expect("email"),
+        name: "Bench".into(),
+        password_hash: "x".into(),
+        is_admin: false,
+        created_at: Timestamp(1),
+        updated_at: Timestamp(1),
+    };
+    let user = store.insert_user(&user).await.expect("user");
+    let workspace = Workspace {
+        id: WorkspaceId::new(),
+        name: "bench".into(),
+        created_by: Some(user.id),
+        created_at: Timestamp(1),
+        updated_at: Timestamp(1),
+    };
+    store
+        .insert_workspace(&workspace, user.id)
+        .await
+        .expect("workspace");
+    workspace.id
 }
 
 fn main() {
@@ -114,7 +143,8 @@ async fn bench(
         store.clone(),
         RecorderConfig::new(spool.path().to_path_buf()),
     );
-    let ingest = OtlpIngest::new(recorder, Arc::new(OpenDoor));
+    let workspace = create_workspace(store.as_ref()).await;
+    let ingest = OtlpIngest::new(recorder, Arc::new(OneWorkspace(workspace)));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

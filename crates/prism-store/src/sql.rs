@@ -1327,32 +1327,45 @@ fn span_from_row(row: &DbRow) -> Result<Span> {
 }
 
 /// The bulk span insert in each dialect. This file is compiled once per backend, so both impls
-/// exist in both compilations and `Db` picks the one that runs. Span ingest is the hottest write
-/// path (OTLP), which is why it does not use the portable multi-row `VALUES` on PostgreSQL:
-/// there one `INSERT … SELECT FROM UNNEST` of 18 array parameters replaces statements of up to
-/// 9 000 parameters whose planning and expression set-up dominated the cost. SQLite has no
-/// arrays; multi-row `VALUES` is its fastest form. Values are bound by reference (the JSON
-/// columns are serialized straight from the span, not from a clone).
+/// exist in both compilations and `Db` picks the one that runs.
+///
+/// Span ingest (OTLP) is the hottest write path, hence:
+/// - a batch is written in several statements and the next statement's parameters are encoded
+///   (JSON serialization, array building) while the database executes the current one;
+/// - values are bound by reference, never cloned;
+/// - JSON that repeats from one span to the next — a batch's spans share their resource and
+///   scope, and most have no events or links — is serialized (SQLite) or sent and parsed
+///   (PostgreSQL) once per run instead of once per row;
+/// - on PostgreSQL one `INSERT … SELECT unnest(…)` over array parameters replaces multi-row
+///   `VALUES` with thousands of parameters, whose planning and expression set-up dominated; SQLite
+///   has no arrays and multi-row `VALUES` is its fastest form.
 #[async_trait]
 trait InsertSpanRows: sqlx::Database {
+    /// Rows per statement: SQLite's limit of 32 766 bound parameters (18 per row) on one side,
+    /// enough statements per batch to overlap encoding and execution on the other.
     const ROWS_PER_STATEMENT: usize;
+    /// A statement with its parameters encoded.
+    type Prepared: Send;
+
+    fn prepare(spans: &[Span]) -> Self::Prepared;
 
     /// Inserts the rows (skipping keys that exist); returns how many were new.
-    async fn insert_span_rows(
+    async fn execute_prepared(
         tx: &mut sqlx::Transaction<'static, Self>,
-        spans: &[Span],
+        prepared: Self::Prepared,
     ) -> std::result::Result<u64, sqlx::Error>;
 }
 
 #[async_trait]
 impl InsertSpanRows for sqlx::Sqlite {
-    /// Stays under SQLite's 32 766 bound parameters (18 per row).
     const ROWS_PER_STATEMENT: usize = BATCH_ROWS;
+    type Prepared = QueryBuilder<sqlx::Sqlite>;
 
-    async fn insert_span_rows(
-        tx: &mut sqlx::Transaction<'static, Self>,
-        spans: &[Span],
-    ) -> std::result::Result<u64, sqlx::Error> {
+    fn prepare(spans: &[Span]) -> Self::Prepared {
+        let mut resources = RepeatedJson::default();
+        let mut scopes = RepeatedJson::default();
+        let mut events = RepeatedJson::default();
+        let mut links = RepeatedJson::default();
         let mut query =
             QueryBuilder::<sqlx::Sqlite>::new(format!("INSERT INTO spans ({SPAN_COLUMNS}) "));
         query.push_values(spans, |mut row, s| {
@@ -1368,27 +1381,31 @@ impl InsertSpanRows for sqlx::Sqlite {
                 .push_bind(s.status_code.code())
                 .push_bind(s.status_message.as_deref())
                 .push_bind(Json(&s.attributes))
-                .push_bind(Json(&s.events))
-                .push_bind(Json(&s.links))
-                .push_bind(Json(&s.resource_attributes))
-                .push_bind(Json(&s.scope))
+                .push_bind(events.text(&s.events))
+                .push_bind(links.text(&s.links))
+                .push_bind(resources.text(&s.resource_attributes))
+                .push_bind(scopes.text(&s.scope))
                 .push_bind(s.trace_state.as_deref())
                 .push_bind(i64::from(s.flags));
         });
         query.push(" ON CONFLICT (trace_id, span_id) DO NOTHING");
-        Ok(query.build().execute(&mut **tx).await?.rows_affected())
+        query
+    }
+
+    async fn execute_prepared(
+        tx: &mut sqlx::Transaction<'static, Self>,
+        mut prepared: Self::Prepared,
+    ) -> std::result::Result<u64, sqlx::Error> {
+        Ok(prepared.build().execute(&mut **tx).await?.rows_affected())
     }
 }
 
 #[async_trait]
 impl InsertSpanRows for sqlx::Postgres {
-    /// Bounds one statement's message size; the batches the recorder writes are smaller.
     const ROWS_PER_STATEMENT: usize = 10_000;
+    type Prepared = sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
-    async fn insert_span_rows(
-        tx: &mut sqlx::Transaction<'static, Self>,
-        spans: &[Span],
-    ) -> std::result::Result<u64, sqlx::Error> {
+    fn prepare(spans: &[Span]) -> Self::Prepared {
         let n = spans.len();
         let mut trace_ids = Vec::with_capacity(n);
         let mut span_ids = Vec::with_capacity(n);
@@ -1402,10 +1419,10 @@ impl InsertSpanRows for sqlx::Postgres {
         let mut status_codes = Vec::with_capacity(n);
         let mut status_messages = Vec::with_capacity(n);
         let mut attributes = Vec::with_capacity(n);
-        let mut events = Vec::with_capacity(n);
-        let mut links = Vec::with_capacity(n);
-        let mut resources = Vec::with_capacity(n);
-        let mut scopes = Vec::with_capacity(n);
+        let mut events = RepeatedJson::default();
+        let mut links = RepeatedJson::default();
+        let mut resources = RepeatedJson::default();
+        let mut scopes = RepeatedJson::default();
         let mut trace_states = Vec::with_capacity(n);
         let mut flags = Vec::with_capacity(n);
         for s in spans {
@@ -1421,23 +1438,34 @@ impl InsertSpanRows for sqlx::Postgres {
             status_codes.push(s.status_code.code());
             status_messages.push(s.status_message.as_deref());
             attributes.push(Json(&s.attributes));
-            events.push(Json(&s.events));
-            links.push(Json(&s.links));
-            resources.push(Json(&s.resource_attributes));
-            scopes.push(Json(&s.scope));
+            events.index(&s.events);
+            links.index(&s.links);
+            resources.index(&s.resource_attributes);
+            scopes.index(&s.scope);
             trace_states.push(s.trace_state.as_deref());
             flags.push(i64::from(s.flags));
         }
-        let sql = format!(
-            "INSERT INTO spans ({SPAN_COLUMNS}) SELECT \
-             unnest($1::bytea[]), unnest($2::bytea[]), unnest($3::bytea[]), unnest($4::uuid[]), \
-             unnest($5::text[]), unnest($6::text[]), unnest($7::int4[]), unnest($8::int8[]), \
-             unnest($9::int8[]), unnest($10::int4[]), unnest($11::text[]), unnest($12::jsonb[]), \
-             unnest($13::jsonb[]), unnest($14::jsonb[]), unnest($15::jsonb[]), unnest($16::jsonb[]), \
-             unnest($17::text[]), unnest($18::int8[]) \
-             ON CONFLICT (trace_id, span_id) DO NOTHING"
-        );
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+        // Repeated JSON columns arrive as distinct values plus a 1-based index per row.
+        let sql = "INSERT INTO spans (trace_id, span_id, parent_span_id, workspace_id, name, \
+             service, kind, start_ns, end_ns, status_code, status_message, attributes, events, \
+             links, resource_attributes, scope, trace_state, flags) \
+             SELECT r.trace_id, r.span_id, r.parent_span_id, r.workspace_id, r.name, r.service, \
+             r.kind, r.start_ns, r.end_ns, r.status_code, r.status_message, r.attributes, \
+             d.events[r.events], d.links[r.links], d.resources[r.resources], d.scopes[r.scopes], \
+             r.trace_state, r.flags \
+             FROM (SELECT unnest($1::bytea[]) AS trace_id, unnest($2::bytea[]) AS span_id, \
+             unnest($3::bytea[]) AS parent_span_id, unnest($4::uuid[]) AS workspace_id, \
+             unnest($5::text[]) AS name, unnest($6::text[]) AS service, unnest($7::int4[]) AS kind, \
+             unnest($8::int8[]) AS start_ns, unnest($9::int8[]) AS end_ns, \
+             unnest($10::int4[]) AS status_code, unnest($11::text[]) AS status_message, \
+             unnest($12::jsonb[]) AS attributes, unnest($13::int4[]) AS events, \
+             unnest($14::int4[]) AS links, unnest($15::int4[]) AS resources, \
+             unnest($16::int4[]) AS scopes, unnest($17::text[]) AS trace_state, \
+             unnest($18::int8[]) AS flags) r, \
+             (SELECT $19::jsonb[] AS events, $20::jsonb[] AS links, $21::jsonb[] AS resources, \
+             $22::jsonb[] AS scopes) d \
+             ON CONFLICT (trace_id, span_id) DO NOTHING";
+        sqlx::query(sql)
             .bind(trace_ids)
             .bind(span_ids)
             .bind(parents)
@@ -1450,15 +1478,68 @@ impl InsertSpanRows for sqlx::Postgres {
             .bind(status_codes)
             .bind(status_messages)
             .bind(attributes)
-            .bind(events)
-            .bind(links)
-            .bind(resources)
-            .bind(scopes)
+            .bind(events.indexes)
+            .bind(links.indexes)
+            .bind(resources.indexes)
+            .bind(scopes.indexes)
             .bind(trace_states)
             .bind(flags)
-            .execute(&mut **tx)
-            .await?;
-        Ok(done.rows_affected())
+            .bind(events.distinct)
+            .bind(links.distinct)
+            .bind(resources.distinct)
+            .bind(scopes.distinct)
+    }
+
+    async fn execute_prepared(
+        tx: &mut sqlx::Transaction<'static, Self>,
+        prepared: Self::Prepared,
+    ) -> std::result::Result<u64, sqlx::Error> {
+        Ok(prepared.execute(&mut **tx).await?.rows_affected())
+    }
+}
+
+/// One JSON column's values where consecutive rows often repeat the same value.
+struct RepeatedJson<'a, T> {
+    /// Distinct consecutive values (PostgreSQL).
+    distinct: Vec<Json<&'a T>>,
+    /// Per row, the 1-based position of its value in `distinct` (PostgreSQL).
+    indexes: Vec<i32>,
+    /// The last value serialized and its text (SQLite).
+    last_text: Option<(&'a T, std::sync::Arc<str>)>,
+}
+
+impl<T> Default for RepeatedJson<'_, T> {
+    fn default() -> Self {
+        Self {
+            distinct: Vec::new(),
+            indexes: Vec::new(),
+            last_text: None,
+        }
+    }
+}
+
+impl<'a, T: PartialEq + serde::Serialize> RepeatedJson<'a, T> {
+    fn index(&mut self, value: &'a T) {
+        if self.distinct.last().is_none_or(|last| last.0 != value) {
+            self.distinct.push(Json(value));
+        }
+        self.indexes
+            .push(i32::try_from(self.distinct.len()).unwrap_or(i32::MAX));
+    }
+
+    /// The value as JSON text, serialized only when it differs from the previous row's.
+    fn text(&mut self, value: &'a T) -> std::sync::Arc<str> {
+        match &self.last_text {
+            Some((last, text)) if *last == value => text.clone(),
+            _ => {
+                // Serializing plain data (maps, strings, numbers) into a string cannot fail.
+                let text: std::sync::Arc<str> = serde_json::to_string(value)
+                    .unwrap_or_else(|_| "null".to_owned())
+                    .into();
+                self.last_text = Some((value, text.clone()));
+                text
+            }
+        }
     }
 }
 
@@ -1469,11 +1550,20 @@ impl SpanStore for Repo {
             return Ok(0);
         }
         let mut tx = begin_write(self.writer()).await?;
+        let mut chunks = spans.chunks(<Db as InsertSpanRows>::ROWS_PER_STATEMENT);
+        let mut next = chunks.next().map(<Db as InsertSpanRows>::prepare);
         let mut inserted = 0;
-        for chunk in spans.chunks(<Db as InsertSpanRows>::ROWS_PER_STATEMENT) {
-            inserted += <Db as InsertSpanRows>::insert_span_rows(&mut tx, chunk)
-                .await
-                .map_err(on_foreign_key(Conflict::MissingReference("workspace")))?;
+        while let Some(current) = next.take() {
+            // The database executes this statement while the next one is encoded here.
+            let following = chunks.next();
+            // `join` polls in order: the statement is sent before the encoding starts.
+            let (done, prepared) = futures_util::future::join(
+                <Db as InsertSpanRows>::execute_prepared(&mut tx, current),
+                async { following.map(<Db as InsertSpanRows>::prepare) },
+            )
+            .await;
+            inserted += done.map_err(on_foreign_key(Conflict::MissingReference("workspace")))?;
+            next = prepared;
         }
         tx.commit().await?;
         Ok(inserted)
