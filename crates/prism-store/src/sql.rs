@@ -1326,6 +1326,227 @@ fn span_from_row(row: &DbRow) -> Result<Span> {
     })
 }
 
+/// The bulk span insert in each dialect. This file is compiled once per backend, so both impls
+/// exist in both compilations and `Db` picks the one that runs.
+///
+/// Span ingest (OTLP) is the hottest write path, hence:
+/// - when a batch takes several statements, the next statement's parameters are encoded (JSON
+///   serialization, array building) while the database executes the current one;
+/// - values are bound by reference, never cloned;
+/// - JSON that repeats from one span to the next — a batch's spans share their resource and
+///   scope, and most have no events or links — is serialized (SQLite) or sent and parsed
+///   (PostgreSQL) once per run instead of once per row;
+/// - on PostgreSQL one `INSERT … SELECT unnest(…)` over array parameters replaces multi-row
+///   `VALUES` with thousands of parameters, whose planning and expression set-up dominated; SQLite
+///   has no arrays and multi-row `VALUES` is its fastest form.
+#[async_trait]
+trait InsertSpanRows: sqlx::Database {
+    /// Rows per statement.
+    const ROWS_PER_STATEMENT: usize;
+    /// A statement with its parameters encoded.
+    type Prepared: Send;
+
+    fn prepare(spans: &[Span]) -> Self::Prepared;
+
+    /// Inserts the rows (skipping keys that exist); returns how many were new.
+    async fn execute_prepared(
+        tx: &mut sqlx::Transaction<'static, Self>,
+        prepared: Self::Prepared,
+    ) -> std::result::Result<u64, sqlx::Error>;
+}
+
+#[async_trait]
+impl InsertSpanRows for sqlx::Sqlite {
+    /// SQLite allows 32 766 bound parameters (18 per row); several statements per batch also let
+    /// encoding overlap execution (the statement runs on sqlx's SQLite thread).
+    const ROWS_PER_STATEMENT: usize = BATCH_ROWS;
+    type Prepared = QueryBuilder<sqlx::Sqlite>;
+
+    fn prepare(spans: &[Span]) -> Self::Prepared {
+        let mut resources = RepeatedJson::default();
+        let mut scopes = RepeatedJson::default();
+        let mut events = RepeatedJson::default();
+        let mut links = RepeatedJson::default();
+        let mut query =
+            QueryBuilder::<sqlx::Sqlite>::new(format!("INSERT INTO spans ({SPAN_COLUMNS}) "));
+        query.push_values(spans, |mut row, s| {
+            row.push_bind(&s.trace_id.as_bytes()[..])
+                .push_bind(&s.span_id.as_bytes()[..])
+                .push_bind(s.parent_span_id.as_ref().map(|p| &p.as_bytes()[..]))
+                .push_bind(opt_uuid(s.workspace_id))
+                .push_bind(s.name.as_str())
+                .push_bind(s.service.as_str())
+                .push_bind(s.kind.code())
+                .push_bind(s.start.nanos())
+                .push_bind(s.end.nanos())
+                .push_bind(s.status_code.code())
+                .push_bind(s.status_message.as_deref())
+                .push_bind(Json(&s.attributes))
+                .push_bind(events.text(&s.events))
+                .push_bind(links.text(&s.links))
+                .push_bind(resources.text(&s.resource_attributes))
+                .push_bind(scopes.text(&s.scope))
+                .push_bind(s.trace_state.as_deref())
+                .push_bind(i64::from(s.flags));
+        });
+        query.push(" ON CONFLICT (trace_id, span_id) DO NOTHING");
+        query
+    }
+
+    async fn execute_prepared(
+        tx: &mut sqlx::Transaction<'static, Self>,
+        mut prepared: Self::Prepared,
+    ) -> std::result::Result<u64, sqlx::Error> {
+        Ok(prepared.build().execute(&mut **tx).await?.rows_affected())
+    }
+}
+
+#[async_trait]
+impl InsertSpanRows for sqlx::Postgres {
+    /// One statement per batch: measured faster than 1 024-row statements with overlapped encoding
+    /// (each execution of this statement costs the server more than encoding it costs us). The
+    /// bound keeps one message reasonable for very large batches.
+    const ROWS_PER_STATEMENT: usize = 10_000;
+    type Prepared = sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+    fn prepare(spans: &[Span]) -> Self::Prepared {
+        let n = spans.len();
+        let mut trace_ids = Vec::with_capacity(n);
+        let mut span_ids = Vec::with_capacity(n);
+        let mut parents = Vec::with_capacity(n);
+        let mut workspaces = Vec::with_capacity(n);
+        let mut names = Vec::with_capacity(n);
+        let mut services = Vec::with_capacity(n);
+        let mut kinds = Vec::with_capacity(n);
+        let mut starts = Vec::with_capacity(n);
+        let mut ends = Vec::with_capacity(n);
+        let mut status_codes = Vec::with_capacity(n);
+        let mut status_messages = Vec::with_capacity(n);
+        let mut attributes = Vec::with_capacity(n);
+        let mut events = RepeatedJson::default();
+        let mut links = RepeatedJson::default();
+        let mut resources = RepeatedJson::default();
+        let mut scopes = RepeatedJson::default();
+        let mut trace_states = Vec::with_capacity(n);
+        let mut flags = Vec::with_capacity(n);
+        for s in spans {
+            trace_ids.push(&s.trace_id.as_bytes()[..]);
+            span_ids.push(&s.span_id.as_bytes()[..]);
+            parents.push(s.parent_span_id.as_ref().map(|p| &p.as_bytes()[..]));
+            workspaces.push(opt_uuid(s.workspace_id));
+            names.push(s.name.as_str());
+            services.push(s.service.as_str());
+            kinds.push(s.kind.code());
+            starts.push(s.start.nanos());
+            ends.push(s.end.nanos());
+            status_codes.push(s.status_code.code());
+            status_messages.push(s.status_message.as_deref());
+            attributes.push(Json(&s.attributes));
+            events.index(&s.events);
+            links.index(&s.links);
+            resources.index(&s.resource_attributes);
+            scopes.index(&s.scope);
+            trace_states.push(s.trace_state.as_deref());
+            flags.push(i64::from(s.flags));
+        }
+        // Repeated JSON columns arrive as distinct values plus a 1-based index per row.
+        let sql = "INSERT INTO spans (trace_id, span_id, parent_span_id, workspace_id, name, \
+             service, kind, start_ns, end_ns, status_code, status_message, attributes, events, \
+             links, resource_attributes, scope, trace_state, flags) \
+             SELECT r.trace_id, r.span_id, r.parent_span_id, r.workspace_id, r.name, r.service, \
+             r.kind, r.start_ns, r.end_ns, r.status_code, r.status_message, r.attributes, \
+             d.events[r.events], d.links[r.links], d.resources[r.resources], d.scopes[r.scopes], \
+             r.trace_state, r.flags \
+             FROM (SELECT unnest($1::bytea[]) AS trace_id, unnest($2::bytea[]) AS span_id, \
+             unnest($3::bytea[]) AS parent_span_id, unnest($4::uuid[]) AS workspace_id, \
+             unnest($5::text[]) AS name, unnest($6::text[]) AS service, unnest($7::int4[]) AS kind, \
+             unnest($8::int8[]) AS start_ns, unnest($9::int8[]) AS end_ns, \
+             unnest($10::int4[]) AS status_code, unnest($11::text[]) AS status_message, \
+             unnest($12::jsonb[]) AS attributes, unnest($13::int4[]) AS events, \
+             unnest($14::int4[]) AS links, unnest($15::int4[]) AS resources, \
+             unnest($16::int4[]) AS scopes, unnest($17::text[]) AS trace_state, \
+             unnest($18::int8[]) AS flags) r, \
+             (SELECT $19::jsonb[] AS events, $20::jsonb[] AS links, $21::jsonb[] AS resources, \
+             $22::jsonb[] AS scopes) d \
+             ON CONFLICT (trace_id, span_id) DO NOTHING";
+        sqlx::query(sql)
+            .bind(trace_ids)
+            .bind(span_ids)
+            .bind(parents)
+            .bind(workspaces)
+            .bind(names)
+            .bind(services)
+            .bind(kinds)
+            .bind(starts)
+            .bind(ends)
+            .bind(status_codes)
+            .bind(status_messages)
+            .bind(attributes)
+            .bind(events.indexes)
+            .bind(links.indexes)
+            .bind(resources.indexes)
+            .bind(scopes.indexes)
+            .bind(trace_states)
+            .bind(flags)
+            .bind(events.distinct)
+            .bind(links.distinct)
+            .bind(resources.distinct)
+            .bind(scopes.distinct)
+    }
+
+    async fn execute_prepared(
+        tx: &mut sqlx::Transaction<'static, Self>,
+        prepared: Self::Prepared,
+    ) -> std::result::Result<u64, sqlx::Error> {
+        Ok(prepared.execute(&mut **tx).await?.rows_affected())
+    }
+}
+
+/// One JSON column's values where consecutive rows often repeat the same value.
+struct RepeatedJson<'a, T> {
+    /// Distinct consecutive values (PostgreSQL).
+    distinct: Vec<Json<&'a T>>,
+    /// Per row, the 1-based position of its value in `distinct` (PostgreSQL).
+    indexes: Vec<i32>,
+    /// The last value serialized and its text (SQLite).
+    last_text: Option<(&'a T, std::sync::Arc<str>)>,
+}
+
+impl<T> Default for RepeatedJson<'_, T> {
+    fn default() -> Self {
+        Self {
+            distinct: Vec::new(),
+            indexes: Vec::new(),
+            last_text: None,
+        }
+    }
+}
+
+impl<'a, T: PartialEq + serde::Serialize> RepeatedJson<'a, T> {
+    fn index(&mut self, value: &'a T) {
+        if self.distinct.last().is_none_or(|last| last.0 != value) {
+            self.distinct.push(Json(value));
+        }
+        self.indexes
+            .push(i32::try_from(self.distinct.len()).unwrap_or(i32::MAX));
+    }
+
+    /// The value as JSON text, serialized only when it differs from the previous row's.
+    fn text(&mut self, value: &'a T) -> std::sync::Arc<str> {
+        match &self.last_text {
+            Some((last, text)) if *last == value => text.clone(),
+            _ => {
+                // Serializing plain data (maps, strings, numbers) into a string cannot fail.
+                let text: std::sync::Arc<str> = serde_json::to_string(value)
+                    .unwrap_or_else(|_| "null".to_owned())
+                    .into();
+                self.last_text = Some((value, text.clone()));
+                text
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl SpanStore for Repo {
     async fn insert_spans(&self, spans: &[Span]) -> Result<u64> {
@@ -1333,36 +1554,20 @@ impl SpanStore for Repo {
             return Ok(0);
         }
         let mut tx = begin_write(self.writer()).await?;
+        let mut chunks = spans.chunks(<Db as InsertSpanRows>::ROWS_PER_STATEMENT);
+        let mut next = chunks.next().map(<Db as InsertSpanRows>::prepare);
         let mut inserted = 0;
-        for chunk in spans.chunks(BATCH_ROWS) {
-            let mut query = QueryBuilder::<Db>::new(format!("INSERT INTO spans ({SPAN_COLUMNS}) "));
-            query.push_values(chunk, |mut row, s| {
-                row.push_bind(s.trace_id.as_bytes().to_vec())
-                    .push_bind(s.span_id.as_bytes().to_vec())
-                    .push_bind(s.parent_span_id.map(|p| p.as_bytes().to_vec()))
-                    .push_bind(opt_uuid(s.workspace_id))
-                    .push_bind(s.name.clone())
-                    .push_bind(s.service.clone())
-                    .push_bind(s.kind.code())
-                    .push_bind(s.start.nanos())
-                    .push_bind(s.end.nanos())
-                    .push_bind(s.status_code.code())
-                    .push_bind(s.status_message.clone())
-                    .push_bind(Json(s.attributes.clone()))
-                    .push_bind(Json(s.events.clone()))
-                    .push_bind(Json(s.links.clone()))
-                    .push_bind(Json(s.resource_attributes.clone()))
-                    .push_bind(Json(s.scope.clone()))
-                    .push_bind(s.trace_state.clone())
-                    .push_bind(i64::from(s.flags));
-            });
-            query.push(" ON CONFLICT (trace_id, span_id) DO NOTHING");
-            inserted += query
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(on_foreign_key(Conflict::MissingReference("workspace")))?
-                .rows_affected();
+        while let Some(current) = next.take() {
+            // The database executes this statement while the next one is encoded here.
+            let following = chunks.next();
+            // `join` polls in order: the statement is sent before the encoding starts.
+            let (done, prepared) = futures_util::future::join(
+                <Db as InsertSpanRows>::execute_prepared(&mut tx, current),
+                async { following.map(<Db as InsertSpanRows>::prepare) },
+            )
+            .await;
+            inserted += done.map_err(on_foreign_key(Conflict::MissingReference("workspace")))?;
+            next = prepared;
         }
         tx.commit().await?;
         Ok(inserted)

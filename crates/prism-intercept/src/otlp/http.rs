@@ -29,7 +29,7 @@ use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use prost::Message;
 
 use super::decode::{Encoding, Format, decode_body};
@@ -83,9 +83,17 @@ async fn handle(
     format: Result<Format, IngestError>,
     body: Body,
 ) -> Result<super::ExportTraceServiceResponse, IngestError> {
-    let workspace = ingest.authorizer.authorize(headers, peer).await?;
-    let format = format?;
-    let encoding = Encoding::from_headers(headers)?;
+    let checked = async {
+        let workspace = ingest.authorizer.authorize(headers, peer).await?;
+        Ok::<_, IngestError>((workspace, format?, Encoding::from_headers(headers)?))
+    };
+    let (workspace, format, encoding) = match checked.await {
+        Ok(checked) => checked,
+        Err(err) => {
+            drain(body).await;
+            return Err(err);
+        }
+    };
     let body = read_body(body, headers, ingest.limits.max_body_bytes).await?;
     let limits = ingest.limits.clone();
     let size = body.len();
@@ -115,7 +123,7 @@ fn body_len_hint(headers: &axum::http::HeaderMap) -> usize {
 /// Reads the whole body, refusing more than `limit` bytes (early, from `Content-Length`, when the
 /// client announces it).
 async fn read_body(
-    body: Body,
+    mut body: Body,
     headers: &axum::http::HeaderMap,
     limit: usize,
 ) -> Result<Bytes, IngestError> {
@@ -125,16 +133,45 @@ async fn read_body(
     };
     let announced = body_len_hint(headers);
     if announced != usize::MAX && announced > limit {
+        drain(body).await;
         return Err(too_large);
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => Err(too_large),
-        // The client went away or sent a broken chunked body; nobody may be listening.
-        Err(err) => Err(IngestError::InvalidBody(format!(
-            "the body could not be read: {err}"
-        ))),
+    let mut buf = Vec::with_capacity(announced.min(limit));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|err| {
+            // The client went away or sent a broken chunked body; nobody may be listening.
+            IngestError::InvalidBody(format!("the body could not be read: {err}"))
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                drain(body).await;
+                return Err(too_large);
+            }
+            buf.extend_from_slice(&data);
+        }
     }
+    Ok(Bytes::from(buf))
+}
+
+/// Reads and discards what is left of a refused request's body, up to a bound. Answering before
+/// the client finished sending makes the server close a connection with unread data, which the
+/// client sees as a reset instead of our answer; HTTP servers linger the same way (Go's discards
+/// up to 256 KiB). A client sending more than the bound still gets the reset.
+async fn drain(mut body: Body) {
+    const DRAIN_BYTES: usize = 4 * 1024 * 1024;
+    const DRAIN_TIME: Duration = Duration::from_secs(2);
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        let mut drained = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                drained += data.len();
+                if drained > DRAIN_BYTES {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
 }
 
 fn success(format: Format, response: &super::ExportTraceServiceResponse) -> Response {

@@ -863,6 +863,17 @@ pub async fn refused_requests_store_nothing(store: Arc<dyn Store>) {
             assert!(reply.headers.contains_key("www-authenticate"), "{case}");
         }
     }
+    // gRPC: tonic enforces the decoded-size limit before the service runs.
+    let mut client = app.grpc_client().await;
+    let huge = simple_request(trace, 8000);
+    assert!(huge.encoded_len() > 256 * 1024);
+    let mut call = tonic::Request::new(huge);
+    call.metadata_mut()
+        .insert("authorization", format!("Bearer {KEY}").parse().unwrap());
+    assert_eq!(
+        client.export(call).await.unwrap_err().code(),
+        tonic::Code::OutOfRange
+    );
     assert!(
         app.spans(trace).await.is_empty(),
         "nothing stored for refused requests"
