@@ -295,11 +295,16 @@ impl Writer {
     async fn flush(&mut self) {
         if !self.acked.is_empty() {
             let acked = std::mem::take(&mut self.acked);
-            let all: Vec<Span> = acked.iter().flat_map(|(s, _)| s.iter().cloned()).collect();
-            let outcome = self.store.insert_spans(&all).await;
+            let mut all: Vec<Span> = Vec::with_capacity(acked.iter().map(|(s, _)| s.len()).sum());
+            let mut acks = Vec::with_capacity(acked.len());
             for (spans, ack) in acked {
+                acks.push((spans.len() as u64, ack));
+                all.extend(spans);
+            }
+            let outcome = self.store.insert_spans(&all).await;
+            for (count, ack) in acks {
                 let _ = ack.send(match &outcome {
-                    Ok(_) => Ok(spans.len() as u64),
+                    Ok(_) => Ok(count),
                     Err(err) => Err(RecordError::NotStored(err.to_string())),
                 });
             }
@@ -312,19 +317,18 @@ impl Writer {
         }
         while !self.pending.is_empty() {
             let batch = self.next_batch();
-            match write_batch(self.store.as_ref(), &batch).await {
+            let records = batch.len() as u64;
+            match write_owned(self.store.as_ref(), batch).await {
                 Ok(()) => {
-                    self.stats
-                        .written
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    self.stats.written.fetch_add(records, Ordering::Relaxed);
                     self.backoff = self.config.retry_initial;
                 }
-                Err(err) if err.is_transient() => {
+                Err((err, batch)) if err.is_transient() => {
                     self.requeue(batch);
                     self.failed(&err);
                     return;
                 }
-                Err(err) => self.isolate(batch, &err).await,
+                Err((err, batch)) => self.isolate(batch, &err).await,
             }
         }
         self.replay_spool().await;
@@ -535,6 +539,95 @@ impl Writer {
     }
 }
 
+/// How a record was taken apart by [`split`], to put it back together with [`join`].
+enum Shape {
+    Execution { detail: bool, span: bool },
+    Spans(usize),
+}
+
+/// A batch taken apart into what the store inserts, without copying anything.
+struct Parts {
+    shapes: Vec<Shape>,
+    executions: Vec<Execution>,
+    details: Vec<ExecutionDetail>,
+    spans: Vec<Span>,
+}
+
+fn split(batch: Vec<Record>) -> Parts {
+    let mut parts = Parts {
+        shapes: Vec::with_capacity(batch.len()),
+        executions: Vec::new(),
+        details: Vec::new(),
+        spans: Vec::new(),
+    };
+    for record in batch {
+        match record {
+            Record::Execution {
+                execution,
+                detail,
+                span,
+            } => {
+                parts.shapes.push(Shape::Execution {
+                    detail: detail.is_some(),
+                    span: span.is_some(),
+                });
+                parts.executions.push(*execution);
+                parts.details.extend(detail.map(|d| *d));
+                parts.spans.extend(span.map(|s| *s));
+            }
+            Record::Spans { spans } => {
+                parts.shapes.push(Shape::Spans(spans.len()));
+                parts.spans.extend(spans);
+            }
+        }
+    }
+    parts
+}
+
+/// The inverse of [`split`]: the same records, in the same order.
+fn join(parts: Parts) -> Vec<Record> {
+    let mut executions = parts.executions.into_iter();
+    let mut details = parts.details.into_iter();
+    let mut spans = parts.spans.into_iter();
+    parts
+        .shapes
+        .into_iter()
+        .map(|shape| match shape {
+            Shape::Execution { detail, span } => Record::Execution {
+                execution: Box::new(executions.next().expect("one execution per shape")),
+                detail: detail.then(|| Box::new(details.next().expect("kept in order"))),
+                span: span.then(|| Box::new(spans.next().expect("kept in order"))),
+            },
+            Shape::Spans(n) => Record::Spans {
+                spans: spans.by_ref().take(n).collect(),
+            },
+        })
+        .collect()
+}
+
+/// Writes a batch it owns without copying the records; if the write fails the records come back
+/// unchanged, for the caller to requeue or isolate.
+async fn write_owned(
+    store: &dyn Store,
+    batch: Vec<Record>,
+) -> Result<(), (StoreError, Vec<Record>)> {
+    let parts = split(batch);
+    let written = async {
+        store.insert_executions(&parts.executions).await?;
+        store.insert_execution_details(&parts.details).await?;
+        store.insert_spans(&parts.spans).await?;
+        Ok(())
+    }
+    .await;
+    match written {
+        Ok(()) => {
+            announce(store, &parts.spans).await;
+            Ok(())
+        }
+        Err(err) => Err((err, join(parts))),
+    }
+}
+
 /// Writes a batch: executions, then their details, then all spans. Each insert is idempotent, so a
 /// batch retried after a partial failure is not duplicated.
 async fn write_batch(store: &dyn Store, batch: &[Record]) -> Result<(), StoreError> {
@@ -627,4 +720,107 @@ async fn append_lines(file: &Path, lines: &[String]) -> std::io::Result<()> {
     out.write_all(buf.as_bytes()).await?;
     out.sync_data().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use prism_domain::execution::ExecutionSource;
+    use prism_domain::request::Protocol;
+    use prism_domain::trace::{SpanId, TraceId};
+    use prism_domain::{ExecutionId, Timestamp, WorkspaceId};
+
+    use super::*;
+
+    fn execution(ws: WorkspaceId) -> Execution {
+        Execution {
+            id: ExecutionId::new(),
+            workspace_id: ws,
+            request_id: None,
+            protocol: Protocol::Rest,
+            method: Some("GET".into()),
+            target: "http://t".into(),
+            endpoint: "/".into(),
+            status_code: Some(200),
+            failed: false,
+            error_kind: None,
+            error_message: None,
+            started_at: Timestamp::from_nanos(1),
+            duration_ns: 1,
+            ttfb_ns: None,
+            dns_ns: None,
+            connect_ns: None,
+            tls_ns: None,
+            request_size: 0,
+            response_size: 0,
+            trace_id: TraceId::random(),
+            span_id: SpanId::random(),
+            source: ExecutionSource::Api,
+            created_by: None,
+        }
+    }
+
+    fn span(name: &str) -> Span {
+        Span {
+            trace_id: TraceId::random(),
+            span_id: SpanId::random(),
+            parent_span_id: None,
+            workspace_id: None,
+            name: name.into(),
+            service: "s".into(),
+            kind: Default::default(),
+            start: Timestamp::from_nanos(1),
+            end: Timestamp::from_nanos(2),
+            status_code: Default::default(),
+            status_message: None,
+            attributes: Default::default(),
+            events: Vec::new(),
+            links: Vec::new(),
+            resource_attributes: Default::default(),
+            scope: Default::default(),
+            trace_state: None,
+            flags: 1,
+        }
+    }
+
+    #[test]
+    fn split_and_join_give_back_the_same_records_in_order() {
+        let ws = WorkspaceId::new();
+        let with_all = execution(ws);
+        let batch = vec![
+            Record::Spans {
+                spans: vec![span("a"), span("b")],
+            },
+            Record::Execution {
+                detail: Some(Box::new(ExecutionDetail {
+                    execution_id: with_all.id,
+                    request: serde_json::json!({"r": 1}),
+                    response: serde_json::json!({"s": 2}),
+                })),
+                span: Some(Box::new(span("client"))),
+                execution: Box::new(with_all),
+            },
+            Record::Execution {
+                execution: Box::new(execution(ws)),
+                detail: None,
+                span: None,
+            },
+            Record::Spans { spans: Vec::new() },
+            Record::Spans {
+                spans: vec![span("c")],
+            },
+        ];
+        let before = serde_json::to_value(&batch).unwrap();
+        let parts = split(batch);
+        assert_eq!(parts.executions.len(), 2);
+        assert_eq!(parts.details.len(), 1);
+        assert_eq!(
+            parts
+                .spans
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "b", "client", "c"]
+        );
+        assert_eq!(serde_json::to_value(join(parts)).unwrap(), before);
+    }
 }
