@@ -449,35 +449,22 @@ async fn execute(
     };
     match spec {
         RequestSpec::Rest(rest) => {
-            let slot = state.recorder.reserve().await?;
-            let (traceparent, tracestate) = incoming_trace_headers(&rest.headers);
-            let ctx = ClientSpanContext::start(traceparent.as_deref(), tracestate.as_deref());
-            let started_at = state.clock.now();
-            let outcome = state.executor.execute_rest(&rest, &ctx).await;
-            reject_invalid(&outcome)?;
-            let captured = capture_http(Protocol::Rest, &outcome, &ctx, &origin, started_at, None);
-            let answer = http_answer(&outcome, &captured.execution, &captured.span, &ctx, false);
-            slot.record(captured.into_record());
-            Ok(answer)
+            let run = async |ctx: &ClientSpanContext| state.executor.execute_rest(&rest, ctx).await;
+            run_http(state, &origin, Protocol::Rest, &rest.headers, None, run).await
         }
         RequestSpec::Graphql(gql) => {
-            let slot = state.recorder.reserve().await?;
-            let (traceparent, tracestate) = incoming_trace_headers(&gql.headers);
-            let ctx = ClientSpanContext::start(traceparent.as_deref(), tracestate.as_deref());
-            let started_at = state.clock.now();
-            let outcome = state.executor.execute_graphql(&gql, &ctx).await;
-            reject_invalid(&outcome)?;
-            let captured = capture_http(
-                Protocol::Graphql,
-                &outcome,
-                &ctx,
+            let run =
+                async |ctx: &ClientSpanContext| state.executor.execute_graphql(&gql, ctx).await;
+            let operation = gql.operation_name.as_deref();
+            run_http(
+                state,
                 &origin,
-                started_at,
-                gql.operation_name.as_deref(),
-            );
-            let answer = http_answer(&outcome, &captured.execution, &captured.span, &ctx, true);
-            slot.record(captured.into_record());
-            Ok(answer)
+                Protocol::Graphql,
+                &gql.headers,
+                operation,
+                run,
+            )
+            .await
         }
         RequestSpec::Grpc(grpc) => {
             let slot = state.recorder.reserve().await?;
@@ -704,6 +691,29 @@ fn grpc_answer(
         spans: [span],
     };
     Json(answer).into_response()
+}
+
+/// Runs a REST or GraphQL request: reserve recorder space, continue or start the trace, execute,
+/// capture, record, answer.
+async fn run_http(
+    state: &InterceptState,
+    origin: &Origin,
+    protocol: Protocol,
+    headers: &[KeyValue],
+    operation: Option<&str>,
+    execute: impl AsyncFnOnce(&ClientSpanContext) -> HttpOutcome,
+) -> Result<Response, ApiError> {
+    let slot = state.recorder.reserve().await?;
+    let (traceparent, tracestate) = incoming_trace_headers(headers);
+    let ctx = ClientSpanContext::start(traceparent.as_deref(), tracestate.as_deref());
+    let started_at = state.clock.now();
+    let outcome = execute(&ctx).await;
+    reject_invalid(&outcome)?;
+    let captured = capture_http(protocol, &outcome, &ctx, origin, started_at, operation);
+    let graphql = protocol == Protocol::Graphql;
+    let answer = http_answer(&outcome, &captured.execution, &captured.span, &ctx, graphql);
+    slot.record(captured.into_record());
+    Ok(answer)
 }
 
 /// A request the executor refused to build (bad header, bad base64 file…) is the caller's
