@@ -23,6 +23,7 @@ pub struct Config {
     pub soul: SoulConfig,
     pub intercept: InterceptConfig,
     pub log: LogConfig,
+    pub telemetry: TelemetryConfig,
     /// Key for encrypting secrets at rest (environment variables marked secret).
     pub secret_key: Option<String>,
 }
@@ -83,6 +84,16 @@ pub struct LogConfig {
     pub format: LogFormat,
 }
 
+/// PRISM's own traces (server spans of its HTTP handling), exported over OTLP/HTTP.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// An OTLP/HTTP traces URL (e.g. PRISM's own `http://127.0.0.1:7000/v1/traces`); unset: off.
+    pub otlp_endpoint: Option<String>,
+    /// Headers sent with each export, as `name=value` (e.g. `authorization=Bearer prism_ik_…`).
+    pub otlp_headers: Vec<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -99,6 +110,7 @@ impl Default for Config {
             soul: SoulConfig::default(),
             intercept: InterceptConfig::default(),
             log: LogConfig::default(),
+            telemetry: TelemetryConfig::default(),
             secret_key: None,
         }
     }
@@ -188,6 +200,8 @@ pub const KNOWN_ENV: &[&str] = &[
     "PRISM_EGRESS_DENY_INTERNAL",
     "PRISM_EGRESS_ALLOW",
     "PRISM_EGRESS_DENY",
+    "PRISM_OTLP_EXPORT_ENDPOINT",
+    "PRISM_OTLP_EXPORT_HEADERS",
     // Read by the test suites, not by the server.
     "PRISM_TEST_POSTGRES_URL",
 ];
@@ -321,6 +335,12 @@ impl Config {
         if let Some(list) = env.get("PRISM_EGRESS_DENY") {
             self.intercept.egress.deny = split_list(list);
         }
+        if let Some(url) = env.get("PRISM_OTLP_EXPORT_ENDPOINT") {
+            self.telemetry.otlp_endpoint = Some(url.clone()).filter(|u| !u.trim().is_empty());
+        }
+        if let Some(list) = env.get("PRISM_OTLP_EXPORT_HEADERS") {
+            self.telemetry.otlp_headers = split_list(list);
+        }
         Ok(())
     }
 
@@ -379,8 +399,42 @@ impl Config {
         Ok(policy)
     }
 
+    /// The self-tracing exporter's settings, when an endpoint is configured.
+    pub fn self_trace(&self) -> Result<Option<(String, Vec<(String, String)>)>, ConfigError> {
+        let Some(endpoint) = &self.telemetry.otlp_endpoint else {
+            return Ok(None);
+        };
+        let url = url::Url::parse(endpoint)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "telemetry.otlp_endpoint",
+                    format!("{endpoint:?} is not an http(s) URL"),
+                )
+            })?;
+        let headers = self
+            .telemetry
+            .otlp_headers
+            .iter()
+            .map(|h| {
+                h.split_once('=')
+                    .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+                    .filter(|(n, _)| !n.is_empty())
+                    .ok_or_else(|| {
+                        ConfigError::new(
+                            "telemetry.otlp_headers",
+                            format!("{h:?} is not name=value"),
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Some((url.to_string(), headers)))
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         self.egress_policy(false)?;
+        self.self_trace()?;
         if self.intercept.max_request_body_bytes < 1024 {
             return Err(ConfigError::new(
                 "intercept.max_request_body_bytes",
@@ -422,6 +476,12 @@ impl Config {
         let mut shown = self.clone();
         if shown.secret_key.is_some() {
             shown.secret_key = Some("***".into());
+        }
+        // Export headers usually carry an ingest key.
+        for header in &mut shown.telemetry.otlp_headers {
+            if let Some((name, _)) = header.split_once('=') {
+                *header = format!("{name}=***");
+            }
         }
         if let Some(url) = &shown.database.url {
             shown.database.url = Some(
@@ -508,6 +568,13 @@ max_request_body_bytes = 33554432
 # PRISM_EGRESS_DENY, comma-separated.
 allow = []
 deny = []
+
+[telemetry]
+# Export PRISM's own traces (a server span per handled request) over OTLP/HTTP, e.g. to PRISM's own
+# "http://127.0.0.1:7000/v1/traces". Unset: off. Env: PRISM_OTLP_EXPORT_ENDPOINT
+# otlp_endpoint = "http://127.0.0.1:7000/v1/traces"
+# Headers as name=value, e.g. ["authorization=Bearer prism_ik_…"]. Env: PRISM_OTLP_EXPORT_HEADERS
+otlp_headers = []
 
 [log]
 # A tracing filter, e.g. "info" or "prism=debug,sqlx=warn". Env: PRISM_LOG

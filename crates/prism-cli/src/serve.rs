@@ -157,6 +157,15 @@ pub struct Running {
 pub async fn start(config: &Config, planes: Planes) -> Result<Running, Failure> {
     install_tls_provider();
     prism_intercept::telemetry::install();
+    if let Some((endpoint, headers)) = config
+        .self_trace()
+        .map_err(|e| Failure::startup(&e.setting, &e.reason))?
+    {
+        prism_intercept::selftrace::start(prism_intercept::selftrace::SelfTraceConfig {
+            endpoint,
+            headers,
+        });
+    }
     let soul_listener = match planes.soul() {
         true => Some(bind("PRISM_SOUL_LISTEN", config.soul.listen).await?),
         false => None,

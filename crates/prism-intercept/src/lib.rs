@@ -11,6 +11,7 @@ pub mod executor;
 pub mod health;
 pub mod otlp;
 pub mod recorder;
+pub mod selftrace;
 pub mod telemetry;
 
 use std::sync::Arc;

@@ -142,8 +142,18 @@ pub async fn track(plane: &'static str, request: Request, next: Next) -> Respons
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().as_str().to_owned();
     let id = request_id(&request);
+    let traceparent = crate::selftrace::enabled()
+        .then(|| {
+            request
+                .headers()
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        })
+        .flatten();
     let span =
         tracing::info_span!("request", request_id = %id, plane, method = %method, route = %route);
+    let wall_start = SystemTime::now();
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
@@ -155,6 +165,16 @@ pub async fn track(plane: &'static str, request: Request, next: Next) -> Respons
             duration_ms = started.elapsed().as_secs_f64() * 1000.0,
             "request finished"
         );
+    });
+    crate::selftrace::record(crate::selftrace::Handled {
+        plane,
+        route: &route,
+        method: &method,
+        status: response.status().as_u16(),
+        request_id: &id,
+        traceparent: traceparent.as_deref(),
+        started: wall_start,
+        duration: started.elapsed(),
     });
     let labels = [
         ("plane", plane.to_owned()),

@@ -262,3 +262,106 @@ async fn log_lines_about_a_request_carry_its_request_id() {
             .any(|l| l["message"] == "request finished" && l["status"] == 401)
     );
 }
+
+/// Self-tracing pointed at PRISM's own `/v1/traces`: handled requests become server spans in the
+/// caller's trace, and exporting them does not trace itself (no feedback loop).
+#[tokio::test]
+async fn self_traces_exported_to_prism_itself_without_a_feedback_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = prism();
+    cmd.arg("up")
+        .env(
+            "PRISM_OTLP_EXPORT_ENDPOINT",
+            format!("http://127.0.0.1:{port}/v1/traces"),
+        )
+        .args([
+            "--soul-listen",
+            "127.0.0.1:0",
+            "--otlp-grpc-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--intercept-listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(&data);
+    let server = Server::start(cmd, &["soul", "intercept"]).await;
+    let intercept = server.intercept.unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let response = client
+        .post(format!("http://{intercept}/rest"))
+        .header("traceparent", caller)
+        .json(&serde_json::json!({"url": "http://127.0.0.1:9/"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+
+    let store = open_store(&data).await;
+    let trace: prism_domain::trace::TraceId = "4bf92f3577b34da6a3ce929d0e0e4736".parse().unwrap();
+    let span = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            let spans = store.list_trace_spans(trace).await.unwrap();
+            if let Some(span) = spans.into_iter().next() {
+                return span;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("PRISM's server span arrives through its own /v1/traces");
+    assert_eq!(span.name, "POST /rest");
+    assert_eq!(span.service, "prism-intercept");
+    assert_eq!(span.kind, prism_domain::trace::SpanKind::Server);
+    assert_eq!(span.parent_span_id.unwrap().to_hex(), "00f067aa0ba902b7");
+    assert_eq!(span.attributes["http.response.status_code"], 401);
+
+    // The exports themselves (POST /v1/traces) are never traced. Had the first export produced a
+    // span, it would be queued before the span of this next request and stored with or before it.
+    let next = "00-11111111111111111111111111111111-2222222222222222-01";
+    client
+        .get(format!("http://{intercept}/openapi.json"))
+        .header("traceparent", next)
+        .send()
+        .await
+        .unwrap();
+    let next_trace: prism_domain::trace::TraceId =
+        "11111111111111111111111111111111".parse().unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while store.list_trace_spans(next_trace).await.unwrap().is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the second request's span arrives");
+    let (status, _) = server.stop_with("-TERM").await;
+    assert_eq!(status.code(), Some(0));
+    let now = prism_domain::Clock::now(&prism_domain::SystemClock);
+    let own = store
+        .list_service_spans(
+            "prism-intercept",
+            now.plus_secs(-600),
+            now.plus_secs(60),
+            1000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        own.len(),
+        2,
+        "{:?}",
+        own.iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
+    assert!(
+        own.iter().all(|s| s.name != "POST /v1/traces"),
+        "{:?}",
+        own.iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
+    store.close().await;
+}
