@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::net::IpAddr;
 
 use prism_domain::egress::{Cidr, EgressPolicy, HostPattern};
+use prism_intercept::selftrace::SelfTraceConfig;
 use prism_store::DatabaseUrl;
 use serde::{Deserialize, Serialize};
 
@@ -400,7 +401,7 @@ impl Config {
     }
 
     /// The self-tracing exporter's settings, when an endpoint is configured.
-    pub fn self_trace(&self) -> Result<Option<(String, Vec<(String, String)>)>, ConfigError> {
+    pub fn self_trace(&self) -> Result<Option<SelfTraceConfig>, ConfigError> {
         let Some(endpoint) = &self.telemetry.otlp_endpoint else {
             return Ok(None);
         };
@@ -429,7 +430,10 @@ impl Config {
                     })
             })
             .collect::<Result<_, _>>()?;
-        Ok(Some((url.to_string(), headers)))
+        Ok(Some(SelfTraceConfig {
+            endpoint: url.to_string(),
+            headers,
+        }))
     }
 
     fn validate(&self) -> Result<(), ConfigError> {

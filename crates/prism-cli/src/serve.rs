@@ -157,14 +157,11 @@ pub struct Running {
 pub async fn start(config: &Config, planes: Planes) -> Result<Running, Failure> {
     install_tls_provider();
     prism_intercept::telemetry::install();
-    if let Some((endpoint, headers)) = config
+    if let Some(export) = config
         .self_trace()
         .map_err(|e| Failure::startup(&e.setting, &e.reason))?
     {
-        prism_intercept::selftrace::start(prism_intercept::selftrace::SelfTraceConfig {
-            endpoint,
-            headers,
-        });
+        prism_intercept::selftrace::start(export);
     }
     let soul_listener = match planes.soul() {
         true => Some(bind("PRISM_SOUL_LISTEN", config.soul.listen).await?),
