@@ -47,6 +47,10 @@ pub struct RecorderConfig {
     pub retry_max: Duration,
     /// Where the spool files live (created on first use).
     pub spool_dir: PathBuf,
+    /// Acknowledged span batches are written as this many concurrent inserts (each its own
+    /// transaction on its own connection). `None`: 4 on PostgreSQL, where one backend per
+    /// connection is the limit, and 1 on SQLite, which has one writer anyway.
+    pub parallel_writes: Option<usize>,
 }
 
 impl RecorderConfig {
@@ -59,6 +63,7 @@ impl RecorderConfig {
             retry_initial: Duration::from_millis(100),
             retry_max: Duration::from_secs(5),
             spool_dir,
+            parallel_writes: None,
         }
     }
 }
@@ -301,7 +306,7 @@ impl Writer {
                 acks.push((spans.len() as u64, ack));
                 all.extend(spans);
             }
-            let outcome = self.store.insert_spans(&all).await;
+            let outcome = self.insert_spans_parallel(&all).await;
             for (count, ack) in acks {
                 let _ = ack.send(match &outcome {
                     Ok(_) => Ok(count),
@@ -332,6 +337,35 @@ impl Writer {
             }
         }
         self.replay_spool().await;
+    }
+
+    /// Inserts spans as up to `parallel_writes` concurrent inserts of contiguous slices. Inserts are
+    /// idempotent, so when one slice fails the whole batch may be retried by its senders.
+    async fn insert_spans_parallel(&self, spans: &[Span]) -> Result<u64, StoreError> {
+        let parallel = self
+            .config
+            .parallel_writes
+            .unwrap_or(match self.store.backend() {
+                prism_store::Backend::Postgres => 4,
+                prism_store::Backend::Sqlite => 1,
+            });
+        const MIN_SLICE: usize = 256;
+        let slices = parallel.clamp(1, spans.len().div_ceil(MIN_SLICE).max(1));
+        if slices == 1 {
+            return self.store.insert_spans(spans).await;
+        }
+        let size = spans.len().div_ceil(slices);
+        let results = futures_util::future::join_all(
+            spans
+                .chunks(size)
+                .map(|slice| self.store.insert_spans(slice)),
+        )
+        .await;
+        let mut written = 0;
+        for result in results {
+            written += result?;
+        }
+        Ok(written)
     }
 
     fn next_batch(&mut self) -> Vec<Record> {
