@@ -39,6 +39,9 @@ pub struct RecorderConfig {
     pub queue_capacity: usize,
     /// Largest batch written in one go.
     pub batch_max: usize,
+    /// How long the writer waits for more records once one arrived, so a steady trickle is
+    /// written in a few transactions rather than one per record (0: write at once).
+    pub linger: Duration,
     /// How long a caller waits for queue space before [`RecordError::Overloaded`].
     pub enqueue_timeout: Duration,
     /// Records kept in memory while the database is unavailable; more go to the spool.
@@ -58,6 +61,7 @@ impl RecorderConfig {
         Self {
             queue_capacity: 10_000,
             batch_max: 1_000,
+            linger: Duration::from_millis(2),
             enqueue_timeout: Duration::from_secs(5),
             memory_limit: 50_000,
             retry_initial: Duration::from_millis(100),
@@ -258,22 +262,21 @@ impl Writer {
         self.replay_spool().await;
         loop {
             let waiting = !self.pending.is_empty() || !self.acked.is_empty();
+            let mut arrived = false;
             tokio::select! {
                 biased;
                 _ = stopped.wait_for(|s| *s) => break,
                 envelope = self.rx.recv() => match envelope {
                     Some(envelope) => {
                         self.take(envelope);
-                        while self.pending_weight + self.acked.len() < self.config.batch_max {
-                            match self.rx.try_recv() {
-                                Ok(envelope) => self.take(envelope),
-                                Err(_) => break,
-                            }
-                        }
+                        arrived = true;
                     }
                     None => break,
                 },
                 _ = tokio::time::sleep_until(self.next_attempt), if waiting => {}
+            }
+            if arrived {
+                self.gather().await;
             }
             if Instant::now() >= self.next_attempt {
                 self.flush().await;
@@ -292,6 +295,23 @@ impl Writer {
                 self.pending.push_back(record);
             }
             Envelope::Acked { spans, ack } => self.acked.push((spans, ack)),
+        }
+    }
+
+    /// Takes what else is queued, waiting up to `linger` for more while the batch is not full
+    /// (not while the database is backing off: then the records wait anyway).
+    async fn gather(&mut self) {
+        let deadline = Instant::now() + self.config.linger;
+        let healthy = Instant::now() >= self.next_attempt;
+        while self.pending_weight + self.acked.len() < self.config.batch_max {
+            match self.rx.try_recv() {
+                Ok(envelope) => self.take(envelope),
+                Err(_) if !healthy || self.config.linger.is_zero() => break,
+                Err(_) => match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                    Ok(Some(envelope)) => self.take(envelope),
+                    Ok(None) | Err(_) => break,
+                },
+            }
         }
     }
 
