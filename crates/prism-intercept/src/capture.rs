@@ -28,6 +28,44 @@ pub struct Origin {
     pub created_by: Option<UserId>,
 }
 
+impl Origin {
+    /// An execution row with what every protocol shares (ids, links, trace context, start);
+    /// the outcome fields are empty for the protocol's capture to fill in.
+    fn execution(
+        &self,
+        id: ExecutionId,
+        protocol: Protocol,
+        ctx: &ClientSpanContext,
+        started_at: Timestamp,
+    ) -> Execution {
+        Execution {
+            id,
+            workspace_id: self.workspace_id,
+            request_id: self.request_id,
+            protocol,
+            method: None,
+            target: String::new(),
+            endpoint: String::new(),
+            status_code: None,
+            failed: false,
+            error_kind: None,
+            error_message: None,
+            started_at,
+            duration_ns: 0,
+            ttfb_ns: None,
+            dns_ns: None,
+            connect_ns: None,
+            tls_ns: None,
+            request_size: 0,
+            response_size: 0,
+            trace_id: ctx.trace_id,
+            span_id: ctx.span_id,
+            source: self.source,
+            created_by: self.created_by,
+        }
+    }
+}
+
 /// The three records of one execution.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Captured {
@@ -86,10 +124,6 @@ pub fn capture_http(
     let duration_ns = outcome.timings.total_ns;
 
     let execution = Execution {
-        id,
-        workspace_id: origin.workspace_id,
-        request_id: origin.request_id,
-        protocol,
         method: Some(outcome.request.method.clone()),
         target: target.clone(),
         endpoint: endpoint.clone(),
@@ -97,7 +131,6 @@ pub fn capture_http(
         failed,
         error_kind,
         error_message: error_message.clone(),
-        started_at,
         duration_ns,
         ttfb_ns: outcome.timings.ttfb_ns,
         dns_ns: outcome.timings.dns_ns,
@@ -105,10 +138,7 @@ pub fn capture_http(
         tls_ns: outcome.timings.tls_ns,
         request_size: outcome.request_size,
         response_size: outcome.response_size,
-        trace_id: ctx.trace_id,
-        span_id: ctx.span_id,
-        source: origin.source,
-        created_by: origin.created_by,
+        ..origin.execution(id, protocol, ctx, started_at)
     };
 
     let mut attributes = Attributes::new();
@@ -267,29 +297,17 @@ pub fn capture_grpc(
         .unwrap_or_else(|| (outcome.request.service.clone(), path.clone()));
 
     let execution = Execution {
-        id,
-        workspace_id: origin.workspace_id,
-        request_id: origin.request_id,
-        protocol: Protocol::Grpc,
-        method: None,
         target: outcome.request.address.clone(),
         endpoint: path.clone(),
         status_code: status,
         failed,
         error_kind,
         error_message: error_message.clone(),
-        started_at,
         duration_ns,
         ttfb_ns: outcome.timings.ttfb_ns,
-        dns_ns: None,
-        connect_ns: None,
-        tls_ns: None,
         request_size: outcome.request_size,
         response_size: outcome.response_size,
-        trace_id: ctx.trace_id,
-        span_id: ctx.span_id,
-        source: origin.source,
-        created_by: origin.created_by,
+        ..origin.execution(id, Protocol::Grpc, ctx, started_at)
     };
 
     let mut attributes = Attributes::new();
