@@ -45,6 +45,14 @@ pub struct DatabaseConfig {
 pub struct SoulConfig {
     /// Address the control plane (UI + API) listens on.
     pub listen: SocketAddr,
+    /// Where `prism soul` reaches the data plane to run requests (unused by `prism up`, which
+    /// runs them in-process).
+    pub intercept_url: String,
+    /// Whether anyone may create an account; the first account can always be created.
+    pub signup_open: bool,
+    /// Mark cookies `Secure`: unset means "when the request came over TLS"
+    /// (`X-Forwarded-Proto: https`).
+    pub secure_cookies: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +139,9 @@ impl Default for SoulConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            intercept_url: "http://127.0.0.1:7000".into(),
+            signup_open: true,
+            secure_cookies: None,
         }
     }
 }
@@ -203,6 +214,9 @@ pub const KNOWN_ENV: &[&str] = &[
     "PRISM_EGRESS_DENY",
     "PRISM_OTLP_EXPORT_ENDPOINT",
     "PRISM_OTLP_EXPORT_HEADERS",
+    "PRISM_INTERCEPT_URL",
+    "PRISM_SIGNUP_OPEN",
+    "PRISM_SECURE_COOKIES",
     // Read by the test suites, not by the server.
     "PRISM_TEST_POSTGRES_URL",
 ];
@@ -310,6 +324,15 @@ impl Config {
                     ));
                 }
             };
+        }
+        if let Some(url) = env.get("PRISM_INTERCEPT_URL") {
+            self.soul.intercept_url = url.clone();
+        }
+        if let Some(flag) = env.get("PRISM_SIGNUP_OPEN") {
+            self.soul.signup_open = parse_bool("PRISM_SIGNUP_OPEN", flag)?;
+        }
+        if let Some(flag) = env.get("PRISM_SECURE_COOKIES") {
+            self.soul.secure_cookies = Some(parse_bool("PRISM_SECURE_COOKIES", flag)?);
         }
         if let Some(key) = secret(env, "PRISM_SECRET_KEY")? {
             self.secret_key = Some(key);
@@ -438,6 +461,18 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.egress_policy(false)?;
+        match url::Url::parse(&self.soul.intercept_url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+            _ => {
+                return Err(ConfigError::new(
+                    "soul.intercept_url",
+                    format!(
+                        "{:?} is not an http(s) URL such as http://intercept:7000",
+                        self.soul.intercept_url
+                    ),
+                ));
+            }
+        }
         self.self_trace()?;
         if self.intercept.max_request_body_bytes < 1024 {
             return Err(ConfigError::new(
@@ -550,6 +585,14 @@ connect_timeout_secs = 5
 [soul]
 # Control plane: web UI and JSON API. Env: PRISM_SOUL_LISTEN   Flag: --soul-listen
 listen = "127.0.0.1:3000"
+# Where `prism soul` sends requests to run (`prism up` runs them in-process). Both planes must
+# share secret_key. Env: PRISM_INTERCEPT_URL
+intercept_url = "http://127.0.0.1:7000"
+# Whether anyone may sign up; the first account can always be created. Env: PRISM_SIGNUP_OPEN
+signup_open = true
+# Secure cookies: true, false, or unset for "when X-Forwarded-Proto is https".
+# Env: PRISM_SECURE_COOKIES
+# secure_cookies = true
 
 [intercept]
 # Data plane: request execution, OTLP/HTTP (/v1/traces). Env: PRISM_INTERCEPT_LISTEN, or PORT

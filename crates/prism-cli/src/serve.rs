@@ -177,19 +177,22 @@ pub async fn start(config: &Config, planes: Planes) -> Result<Running, Failure> 
     };
     let opened = open_store(config).await?;
     let store = opened.store;
+    let secret_key = resolve_secret_key(config)?;
     let (shutdown, stop) = watch::channel(false);
     let mut servers = Vec::new();
     let mut soul_addr = None;
     let mut intercept_addr = None;
     let mut otlp_grpc_addr = None;
     let mut recorder = None;
+    let mut in_process = None;
     if let Some(listener) = intercept_listener {
         intercept_addr = Some(
             listener
                 .local_addr()
                 .map_err(|e| Failure::startup("PRISM_INTERCEPT_LISTEN", e))?,
         );
-        let (state, task) = intercept_state(config, planes, store.clone())?;
+        let (state, task) = intercept_state(config, planes, store.clone(), &secret_key)?;
+        in_process = Some(state.clone());
         recorder = Some(task);
         if let Some(otlp) = otlp_grpc_listener {
             otlp_grpc_addr = Some(
@@ -219,7 +222,28 @@ pub async fn start(config: &Config, planes: Planes) -> Result<Running, Failure> 
                 .local_addr()
                 .map_err(|e| Failure::startup("PRISM_SOUL_LISTEN", e))?,
         );
-        let app = prism_soul::router(prism_soul::SoulState::new(store.clone()));
+        let data_plane = match in_process.take() {
+            Some(state) => prism_soul::dataplane::DataPlane::InProcess(state),
+            None => prism_soul::dataplane::DataPlane::Remote(
+                prism_soul::dataplane::RemoteDataPlane::new(
+                    &config.soul.intercept_url,
+                    service_credential(&secret_key),
+                ),
+            ),
+        };
+        let settings = prism_soul::SoulSettings {
+            signup_open: config.soul.signup_open,
+            secure_cookies: config.soul.secure_cookies,
+            ..prism_soul::SoulSettings::default()
+        };
+        let state = prism_soul::SoulState::new(
+            store.clone(),
+            Arc::new(SystemClock),
+            settings,
+            &secret_key,
+            data_plane,
+        );
+        let app = prism_soul::router(state);
         servers.push(("soul", spawn_server(listener, app, stop.clone())));
     }
     tracing::info!(
@@ -248,6 +272,7 @@ fn intercept_state(
     config: &Config,
     planes: Planes,
     store: Arc<dyn Store>,
+    secret_key: &str,
 ) -> Result<(prism_intercept::InterceptState, RecorderTask), Failure> {
     let up = planes == Planes::Both;
     let egress = config
@@ -266,10 +291,7 @@ fn intercept_state(
         RecorderConfig::new(config.data_dir.join("spool")),
     );
     let settings = InterceptSettings {
-        service_credential_hash: config
-            .secret_key
-            .as_deref()
-            .map(|key| hash_secret(&service_credential(key))),
+        service_credential_hash: Some(hash_secret(&service_credential(secret_key))),
         loopback_ingest_without_key: config.intercept.loopback_ingest_without_key.unwrap_or(up),
         max_request_body: config.intercept.max_request_body_bytes,
         ..InterceptSettings::default()
@@ -283,6 +305,44 @@ fn intercept_state(
         Arc::new(SystemClock),
     );
     Ok((state, task))
+}
+
+/// The instance's secret key: the configured one, or one generated on first start and kept in
+/// `<data_dir>/secret.key` (readable by the owner only). Planes on different hosts must share a
+/// configured key (`PRISM_SECRET_KEY`): it derives the service credential and encrypts secrets.
+fn resolve_secret_key(config: &Config) -> Result<String, Failure> {
+    if let Some(key) = &config.secret_key {
+        return Ok(key.clone());
+    }
+    let path = config.data_dir.join("secret.key");
+    let fail =
+        |e: std::io::Error| Failure::startup(format!("secret key file {}", path.display()), e);
+    match std::fs::read_to_string(&path) {
+        Ok(key) if !key.trim().is_empty() => return Ok(key.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(e)),
+    }
+    std::fs::create_dir_all(&config.data_dir).map_err(fail)?;
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(&path) {
+        Ok(mut file) => {
+            std::io::Write::write_all(&mut file, key.as_bytes()).map_err(fail)?;
+            tracing::info!(path = %path.display(), "generated the instance secret key");
+            Ok(key)
+        }
+        // Another process on the same data dir created it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read_to_string(&path)
+            .map(|k| k.trim().to_owned())
+            .map_err(fail),
+        Err(e) => Err(fail(e)),
+    }
 }
 
 fn spawn_server(

@@ -18,6 +18,8 @@ pub struct Environment {
 /// whatever text it is given.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Variable {
+    /// JSON `key` (`name` is accepted).
+    #[serde(rename = "key", alias = "name")]
     pub name: String,
     pub value: String,
     #[serde(default)]

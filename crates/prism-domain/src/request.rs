@@ -54,9 +54,11 @@ impl FromStr for Protocol {
 }
 
 /// A header, query parameter, form field or metadata entry. Kept as an ordered list (names may
-/// repeat) with an `enabled` flag so a disabled row survives a save.
+/// repeat) with an `enabled` flag so a disabled row survives a save. JSON: `{key, value, enabled}`
+/// (`name` is accepted for `key`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyValue {
+    #[serde(rename = "key", alias = "name")]
     pub name: String,
     pub value: String,
     #[serde(default = "default_true")]
@@ -276,6 +278,9 @@ mod tests {
     fn omitted_enabled_defaults_to_true() {
         let kv: KeyValue = serde_json::from_str(r#"{"name":"a","value":"b"}"#).unwrap();
         assert!(kv.enabled);
+        let kv: KeyValue = serde_json::from_str(r#"{"key":"a","value":"b"}"#).unwrap();
+        assert_eq!(kv.name, "a");
+        assert_eq!(serde_json::to_value(&kv).unwrap()["key"], "a");
     }
 
     #[test]

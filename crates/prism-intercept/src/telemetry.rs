@@ -132,6 +132,15 @@ fn request_id(request: &Request) -> String {
         .map_or_else(|| uuid::Uuid::now_v7().simple().to_string(), str::to_owned)
 }
 
+tokio::task_local! {
+    static CURRENT_REQUEST_ID: String;
+}
+
+/// The id of the request being handled by this task (set by [`track`]), for error bodies.
+pub fn current_request_id() -> Option<String> {
+    CURRENT_REQUEST_ID.try_with(Clone::clone).ok()
+}
+
 /// Middleware for every request of a plane's router: measures it, gives it a request id (a
 /// tracing span, so every log line about it carries the id) and logs its completion at debug.
 pub async fn track(plane: &'static str, request: Request, next: Next) -> Response {
@@ -155,7 +164,9 @@ pub async fn track(plane: &'static str, request: Request, next: Next) -> Respons
         tracing::info_span!("request", request_id = %id, plane, method = %method, route = %route);
     let wall_start = SystemTime::now();
     let started = Instant::now();
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let mut response = CURRENT_REQUEST_ID
+        .scope(id.clone(), next.run(request).instrument(span.clone()))
+        .await;
     if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }

@@ -427,13 +427,17 @@ async fn run_spec(
     link: &Link,
     spec: RequestSpec,
 ) -> Result<Response, ApiError> {
-    match &spec {
-        RequestSpec::Rest(rest) => validate_http(&rest.method, &rest.url)?,
-        RequestSpec::Graphql(gql) => validate_http("POST", &gql.url)?,
-        RequestSpec::Grpc(_) => {}
-    }
+    validate(&spec)?;
     let prepared = prepare(state, headers, link).await?;
     execute(state, prepared, spec).await
+}
+
+fn validate(spec: &RequestSpec) -> Result<(), ApiError> {
+    match spec {
+        RequestSpec::Rest(rest) => validate_http(&rest.method, &rest.url),
+        RequestSpec::Graphql(gql) => validate_http("POST", &gql.url),
+        RequestSpec::Grpc(_) => Ok(()),
+    }
 }
 
 async fn execute(
@@ -441,16 +445,41 @@ async fn execute(
     prepared: Prepared,
     spec: RequestSpec,
 ) -> Result<Response, ApiError> {
+    // Service-credential calls come from the control plane (its API and web UI).
+    let source = match prepared.caller {
+        Caller::Service { .. } => ExecutionSource::Api,
+        Caller::User { .. } => ExecutionSource::DataPlane,
+    };
     let origin = Origin {
         workspace_id: prepared.workspace_id,
         request_id: prepared.saved.as_ref().map(|s| s.id),
-        source: ExecutionSource::DataPlane,
+        source,
         created_by: prepared.caller.user_id(),
     };
+    execute_as(state, &origin, spec).await
+}
+
+/// Runs an already-authorized request in this process and records it under `origin` (the control
+/// plane's path under `prism up`). The answer is the one `/run` gives: a JSON execution, or an
+/// error for input the data plane refuses.
+pub async fn run_in_process(
+    state: &InterceptState,
+    origin: &Origin,
+    spec: RequestSpec,
+) -> Result<Response, ApiError> {
+    validate(&spec)?;
+    execute_as(state, origin, spec).await
+}
+
+async fn execute_as(
+    state: &InterceptState,
+    origin: &Origin,
+    spec: RequestSpec,
+) -> Result<Response, ApiError> {
     match spec {
         RequestSpec::Rest(rest) => {
             let run = async |ctx: &ClientSpanContext| state.executor.execute_rest(&rest, ctx).await;
-            run_http(state, &origin, Protocol::Rest, &rest.headers, None, run).await
+            run_http(state, origin, Protocol::Rest, &rest.headers, None, run).await
         }
         RequestSpec::Graphql(gql) => {
             let run =
@@ -458,7 +487,7 @@ async fn execute(
             let operation = gql.operation_name.as_deref();
             run_http(
                 state,
-                &origin,
+                origin,
                 Protocol::Graphql,
                 &gql.headers,
                 operation,
@@ -478,7 +507,7 @@ async fn execute(
                 }
                 error
             })?;
-            let captured = capture_grpc(&outcome, &ctx, &origin, started_at);
+            let captured = capture_grpc(&outcome, &ctx, origin, started_at);
             let answer = grpc_answer(&outcome, &captured.execution, &captured.span, &ctx);
             slot.record(captured.into_record());
             Ok(answer)

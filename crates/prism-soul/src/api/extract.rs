@@ -1,0 +1,125 @@
+//! Request-body and path extractors whose failures are [`ApiError`]s with stable codes (axum's own
+//! rejections are plain text).
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+/// The largest JSON body the control plane accepts (saved requests may carry `.proto` files and
+/// multipart file parts).
+pub const MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// A JSON body. Malformed JSON is `400 invalid_json`; a value of the wrong shape is
+/// `422 invalid_field` naming the field (`headers[2].key`).
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json_type = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|ct| {
+                let ct = ct.split(';').next().unwrap_or_default().trim();
+                ct.eq_ignore_ascii_case("application/json") || ct.ends_with("+json")
+            });
+        if !json_type {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            ApiError::new(
+                e.status(),
+                "invalid_body",
+                format!("could not read the body: {e}"),
+            )
+        })?;
+        if bytes.len() > MAX_BODY {
+            return Err(ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the body is larger than {MAX_BODY} bytes"),
+            ));
+        }
+        parse_json(&bytes).map(Json)
+    }
+}
+
+/// Parses JSON text into `T` with the error rules of [`Json`].
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize(&mut de) {
+        Ok(value) => {
+            de.end().map_err(|e| {
+                ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+            })?;
+            Ok(value)
+        }
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                Err(ApiError::bad_request(
+                    "invalid_json",
+                    format!("the body is not valid JSON: {inner}"),
+                ))
+            } else if path == "." {
+                Err(ApiError::invalid_field("body", inner.to_string()))
+            } else {
+                Err(ApiError::invalid_field(path, inner.to_string()))
+            }
+        }
+    }
+}
+
+/// One id from the path (`/api/collections/{id}`); a malformed id is `400 invalid_id`.
+#[derive(Debug, Clone, Copy)]
+pub struct PathId<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for PathId<T>
+where
+    T: std::str::FromStr + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::bad_request("invalid_path", e.to_string()))?;
+        raw.parse()
+            .map(PathId)
+            .map_err(|_| ApiError::bad_request("invalid_id", format!("{raw:?} is not an id")))
+    }
+}
+
+/// Query parameters; a malformed one is `400 invalid_query` naming it.
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| Query(q.0))
+            .map_err(|e| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!("query {query:?}: {}", e.body_text()),
+                )
+            })
+    }
+}
