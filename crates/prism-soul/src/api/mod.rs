@@ -51,3 +51,35 @@ pub fn name(field: &str, raw: &str) -> Result<String, ApiError> {
     prism_domain::workspace::validate_name(raw)
         .map_err(|_| ApiError::invalid_field(field, "1 to 200 characters, no control characters"))
 }
+
+#[cfg(test)]
+mod tests {
+    /// Routes added with axum's plain route method would be served without being documented: only the
+    /// OpenAPI document's own routes may be added that way.
+    #[test]
+    fn every_api_route_goes_through_the_documenting_router() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api");
+        let mut offenders = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name == "openapi.rs" || path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            // Spelled in pieces so this test does not find itself.
+            let needles = [
+                concat!(".rou", "te("),
+                concat!(".route", "_service("),
+                concat!(".ne", "st("),
+            ];
+            if needles.iter().any(|n| text.contains(n)) {
+                offenders.push(name);
+            }
+        }
+        assert!(
+            offenders.is_empty(),
+            "undocumented routes in {offenders:?}: use routes!()"
+        );
+    }
+}
