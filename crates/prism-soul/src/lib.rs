@@ -9,6 +9,7 @@ pub mod api;
 pub mod crypto;
 pub mod dataplane;
 pub mod limit;
+pub mod ui;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,6 +105,7 @@ pub fn router(state: SoulState) -> Router {
         .route("/metrics", get(telemetry::metrics_endpoint::<SoulState>))
         .merge(api)
         .merge(api::openapi::routes(openapi))
+        .merge(ui::routes())
         .fallback(api::not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn(|request, next| {

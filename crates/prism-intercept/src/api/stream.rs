@@ -16,6 +16,7 @@
 
 use std::collections::HashSet;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
@@ -23,7 +24,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use prism_domain::trace::{SpanId, TraceId};
-use prism_store::FeedEvent;
+use prism_domain::{UserId, WorkspaceId};
+use prism_store::{FeedEvent, Store};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc};
@@ -91,15 +93,60 @@ pub async fn stream(
         )
         .with_retry_after(5)
     })?;
+    let viewer = match caller {
+        Caller::Service { workspace_id, .. } => Viewer::Workspace(workspace_id),
+        Caller::User { user_id, .. } => Viewer::Member(user_id),
+    };
+    Ok(live_trace(
+        state.store.clone(),
+        trace,
+        Limits {
+            quiet,
+            max_spans: state.settings.max_stream_spans,
+        },
+        viewer,
+        permit,
+    ))
+}
+
+/// Who is watching a live trace, deciding when its spans may be sent.
+#[derive(Debug, Clone, Copy)]
+pub enum Viewer {
+    /// Sees the trace once it is attributed to this workspace (a service credential, or a member
+    /// whose membership of it was checked by the caller).
+    Workspace(WorkspaceId),
+    /// Sees the trace once it is attributed to any workspace this user belongs to.
+    Member(UserId),
+}
+
+/// How long a live stream waits for more spans and how many it sends.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub quiet: Duration,
+    pub max_spans: usize,
+}
+
+/// A trace as Server-Sent Events: the spans already stored, then new ones as the store's span
+/// feed announces them, then `event: complete` after `limits.quiet` without new spans. Nothing is
+/// sent until the trace is visible to `viewer`. `permit` is held for the stream's lifetime, so the
+/// caller's semaphore bounds the number of open streams. Shared by the data plane's
+/// `/traces/stream` and the control plane's `/api/traces/{id}/stream`.
+pub fn live_trace(
+    store: Arc<dyn Store>,
+    trace: TraceId,
+    limits: Limits,
+    viewer: Viewer,
+    permit: OwnedSemaphorePermit,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     // Subscribe before the first read, so nothing committed in between is missed.
-    let feed = state.store.subscribe_spans();
+    let feed = store.subscribe_spans();
     let (tx, rx) = mpsc::channel(EVENT_BUFFER);
     tokio::spawn(
         TraceStream {
-            state,
-            caller,
+            store,
+            viewer,
             trace,
-            quiet,
+            limits,
             visible: false,
             sent: HashSet::new(),
             tx,
@@ -110,14 +157,14 @@ pub async fn stream(
     let events = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|event| (Ok(event), rx))
     });
-    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+    Sse::new(events).keep_alive(KeepAlive::default())
 }
 
 struct TraceStream {
-    state: InterceptState,
-    caller: Caller,
+    store: Arc<dyn Store>,
+    viewer: Viewer,
     trace: TraceId,
-    quiet: Duration,
+    limits: Limits,
     visible: bool,
     sent: HashSet<SpanId>,
     tx: mpsc::Sender<Event>,
@@ -134,11 +181,11 @@ enum End {
 
 impl TraceStream {
     async fn run(mut self, mut feed: prism_store::SpanSubscription) {
-        let mut deadline = Instant::now() + self.quiet;
+        let mut deadline = Instant::now() + self.limits.quiet;
         let end = 'stream: {
             match self.send_new().await {
                 Ok(0) => {}
-                Ok(_) => deadline = Instant::now() + self.quiet,
+                Ok(_) => deadline = Instant::now() + self.limits.quiet,
                 Err(end) => break 'stream end,
             }
             loop {
@@ -158,7 +205,7 @@ impl TraceStream {
                 while feed.try_recv().is_ok() {}
                 match self.send_new().await {
                     Ok(0) => {}
-                    Ok(_) => deadline = Instant::now() + self.quiet,
+                    Ok(_) => deadline = Instant::now() + self.limits.quiet,
                     Err(end) => break 'stream end,
                 }
             }
@@ -188,7 +235,7 @@ impl TraceStream {
                 return Ok(0);
             }
         }
-        let spans = match self.state.store.list_trace_spans(self.trace).await {
+        let spans = match self.store.list_trace_spans(self.trace).await {
             Ok(spans) => spans,
             Err(err) => {
                 tracing::warn!(error = %err, trace = %self.trace, "live stream could not read spans");
@@ -200,7 +247,7 @@ impl TraceStream {
             if self.sent.contains(&span.span_id) {
                 continue;
             }
-            if self.sent.len() >= self.state.settings.max_stream_spans {
+            if self.sent.len() >= self.limits.max_spans {
                 return Err(End::Limit);
             }
             let data = serde_json::to_string(&span).expect("spans serialize");
@@ -215,15 +262,14 @@ impl TraceStream {
     }
 
     async fn can_see(&self) -> Result<bool, prism_store::StoreError> {
-        let workspaces = self.state.store.list_trace_workspaces(self.trace).await?;
-        match &self.caller {
-            Caller::Service { workspace_id, .. } => Ok(workspaces.contains(workspace_id)),
-            Caller::User { user_id, .. } => {
+        let workspaces = self.store.list_trace_workspaces(self.trace).await?;
+        match self.viewer {
+            Viewer::Workspace(workspace_id) => Ok(workspaces.contains(&workspace_id)),
+            Viewer::Member(user_id) => {
                 for workspace in workspaces {
                     if self
-                        .state
                         .store
-                        .find_membership(workspace, *user_id)
+                        .find_membership(workspace, user_id)
                         .await?
                         .is_some()
                     {

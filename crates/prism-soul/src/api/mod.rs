@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod spec;
+pub mod stream;
 pub mod workspaces;
 
 use axum::http::Uri;
@@ -24,7 +25,9 @@ use error::ApiError;
 
 /// Every `/api` route, with its documentation.
 pub fn router() -> OpenApiRouter<SoulState> {
-    OpenApiRouter::new().merge(workspaces::routes())
+    OpenApiRouter::new()
+        .merge(workspaces::routes())
+        .merge(stream::routes())
 }
 
 /// Any path no route matches: a JSON 404.
