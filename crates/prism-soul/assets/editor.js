@@ -165,8 +165,11 @@ export class Editor {
     const sel = $('r-method');
     if (![...sel.options].some((o) => o.value === method)) sel.append(h('option', {}, method));
     sel.value = method;
-    $('r-url').value = fields.url || '';
-    this.params.set(fields.params?.length ? fields.params : paramsOf(fields.url || ''));
+    // Saved requests keep the query in `params`; the URL box shows it in the URL too.
+    const url = fields.url || '';
+    const params = fields.params?.length ? fields.params : paramsOf(url);
+    $('r-url').value = url.includes('?') ? url : withParams(url, params);
+    this.params.set(params);
     this.headers.set(fields.headers || []);
     const body = bodyOf(protocol === 'rest' ? fields : {});
     $('r-body-kind').value = body.kind;
@@ -203,7 +206,9 @@ export class Editor {
       if (kind === 'json') body = { kind: 'json', text: $('r-body').value };
       else if (kind === 'raw') body = { kind: 'raw', text: $('r-body').value };
       else if (kind === 'form') body = { kind: 'form', fields: this.form.rows() };
-      return { protocol, method: $('r-method').value, url: $('r-url').value.trim(), params: this.params.rows(), headers: this.headers.rows(), body };
+      // The executor appends `params` to the URL, so the URL goes without its query.
+      const url = $('r-url').value.trim().split('#')[0].split('?')[0];
+      return { protocol, method: $('r-method').value, url, params: this.params.rows(), headers: this.headers.rows(), body };
     }
     if (protocol === 'graphql') {
       return {

@@ -3,4 +3,5 @@
 
 mod openapi;
 mod support;
+mod ui;
 mod workspaces;
