@@ -2,6 +2,7 @@
 
 mod support;
 
+mod browser;
 mod commands;
 mod data_plane;
 mod lifecycle;

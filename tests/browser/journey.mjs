@@ -1,0 +1,181 @@
+// PRISM's web UI in headless Chromium, the way a user goes through it:
+// sign up → workspace → collection → REST request to the test upstream → send → status and body
+// → the waterfall shows PRISM's span and the upstream's own (exported over OTLP) → history →
+// analytics → a second user with the viewer role cannot edit.
+//
+// Usage: node journey.mjs <prism-url> <upstream-url> <screenshot-dir>
+// Started by crates/prism-cli/tests/it/browser.rs; exits non-zero with a message on failure.
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+
+const [base, upstream, shots] = process.argv.slice(2);
+if (!base || !upstream || !shots) {
+  console.error('usage: node journey.mjs <prism-url> <upstream-url> <screenshot-dir>');
+  process.exit(2);
+}
+mkdirSync(shots, { recursive: true });
+const executablePath = process.env.PRISM_CHROMIUM || '/usr/bin/chromium';
+const TIMEOUT = 15000;
+
+function step(name) { console.log(`step: ${name}`); }
+function check(cond, message) { if (!cond) throw new Error(message); }
+
+/** A JSON API call from inside the page, with the session cookie and CSRF header. */
+async function call(page, method, path, body) {
+  return page.evaluate(async ([method, path, body]) => {
+    const csrf = decodeURIComponent((document.cookie.match(/(?:^|; )prism_csrf=([^;]*)/) || [])[1] || '');
+    const res = await fetch(path, {
+      method, credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, body: await res.json().catch(() => null) };
+  }, [method, path, body]);
+}
+
+async function signup(page, name, email) {
+  await page.goto(base + '/signup');
+  await page.fill('#f-name', name);
+  await page.fill('#f-email', email);
+  await page.fill('#f-password', 'correct horse battery staple');
+  await page.click('button[type=submit]');
+  await page.waitForURL(/\/app/);
+}
+
+const browser = await chromium.launch({ executablePath, args: ['--no-sandbox'] });
+let page;
+try {
+  const owner = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  page = await owner.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  const consoleErrors = [];
+  page.on('pageerror', (e) => consoleErrors.push(e.message));
+
+  step('landing page for a visitor');
+  await page.goto(base + '/');
+  check(await page.isVisible('text=Send a request. See the whole trace.'), 'landing headline');
+
+  step('a bad sign-up shows the error next to the field');
+  await page.goto(base + '/signup');
+  await page.fill('#f-name', 'Ada');
+  await page.fill('#f-email', 'not-an-email');
+  await page.fill('#f-password', 'correct horse battery staple');
+  await page.click('button[type=submit]');
+  await page.waitForSelector('#e-email:not(:empty)');
+  check(await page.inputValue('#f-password') !== '', 'what was typed is kept');
+
+  step('sign up');
+  await signup(page, 'Ada', 'ada@example.com');
+
+  step('create a workspace');
+  await page.fill('#first-ws-name', 'Journey');
+  await page.click('#first-ws button[type=submit]');
+  await page.waitForURL(/\/app\?w=/);
+  const ws = new URL(page.url()).searchParams.get('w');
+
+  step('create a collection');
+  await page.click('#col-new');
+  await page.fill('#dlg input[name=name]', 'Orders API');
+  await page.click('#dlg-ok');
+  await page.waitForSelector('#tree .col[data-name="Orders API"].selected');
+
+  step('create a REST request in it');
+  await page.click('#tree-actions [data-act=new-request]');
+  await page.fill('#dlg input[name=name]', 'Get order');
+  await page.click('#dlg-ok');
+  await page.waitForSelector('#editor:not([hidden])');
+  await page.fill('#r-url', `${upstream}/orders/42?expand=items`);
+  await page.waitForSelector('#r-params input.k[value="expand"], #r-params tr:first-child input.k');
+  check(await page.inputValue('#r-params tr:first-child input.k') === 'expand', 'the URL query fills the params table');
+  check(await page.isVisible('.tab .t-name.dirty'), 'unsaved marker after an edit');
+  await page.keyboard.press('Control+s');
+  await page.waitForSelector('.tab .t-name:not(.dirty)');
+  await page.waitForSelector('#tree .req[data-name="Get order"] .badge.b-get');
+
+  step('filter the tree');
+  await page.fill('#tree-filter', 'nothing-like-this');
+  check(!(await page.isVisible('#tree .req[data-name="Get order"]')), 'the filter hides what does not match');
+  await page.fill('#tree-filter', 'get');
+  check(await page.isVisible('#tree .req[data-name="Get order"]'), 'the filter shows what matches');
+
+  step('an ingest key for the upstream to export its spans with');
+  const key = await call(page, 'POST', `/api/workspaces/${ws}/ingest-keys`, { name: 'journey-upstream' });
+  check(key.status === 201, `ingest key: ${JSON.stringify(key)}`);
+  const given = await fetch(`${upstream}/__key`, { method: 'POST', body: key.body.key });
+  check(given.ok, 'upstream took the key');
+
+  step('send with Ctrl+Enter; status and body are shown');
+  await page.click('#r-url');
+  await page.keyboard.press('Control+Enter');
+  await page.waitForSelector('#resp-status.s-2');
+  check((await page.textContent('#resp-status')).trim() === '200', 'status 200');
+  await page.waitForSelector('#resp-body:has-text("order-42")');
+  check((await page.textContent('#resp-body')).includes('"expand": "items"'), 'the pretty body shows the params the upstream saw');
+
+  step("the waterfall shows PRISM's span and the upstream's own");
+  await page.waitForSelector('#gantt .bar[aria-label^="prism:"]');
+  await page.waitForSelector('#gantt .bar[aria-label^="journey-upstream: GET /orders/{id}"]');
+  await page.waitForSelector('#gantt .bar[aria-label^="journey-upstream: SELECT orders"]');
+  await page.click('#gantt .bar[aria-label^="journey-upstream: SELECT orders"] rect.fill');
+  await page.waitForSelector('#span-detail:has-text("db.system")');
+  await page.click('[data-tview=map]');
+  await page.waitForSelector('#svcmap .svc[data-service="journey-upstream"]');
+  check((await page.textContent('#svcmap')).includes('1 call'), 'the map labels the edge with its calls');
+  await page.click('[data-tview=gantt]');
+  await page.screenshot({ path: `${shots}/workbench.png`, fullPage: true });
+
+  step('history lists the execution and reopens it');
+  await page.click('#hist-refresh');
+  await page.waitForSelector('#history button[data-execution]');
+  check((await page.textContent('#history')).includes('200'), 'history shows the status');
+  await page.click('#history button[data-execution]');
+  await page.waitForSelector('#gantt .bar[aria-label^="journey-upstream"]');
+
+  step('analytics counts it');
+  await page.goto(`${base}/app/analytics?w=${ws}`);
+  await page.waitForSelector('[data-card="Requests"] b:not(:has-text("—"))');
+  const counted = Number((await page.textContent('[data-card="Requests"] b')).trim());
+  check(counted >= 1, `analytics counts the request (${counted})`);
+  await page.screenshot({ path: `${shots}/analytics.png`, fullPage: true });
+
+  step('a viewer cannot edit');
+  const other = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const viewer = await other.newPage();
+  viewer.setDefaultTimeout(TIMEOUT);
+  await signup(viewer, 'Vic', 'vic@example.com');
+  await page.goto(`${base}/app?w=${ws}`);
+  await page.click('#ws-members');
+  await page.fill('#dlg input[name=email]', 'vic@example.com');
+  await page.selectOption('#dlg select[name=role]', 'viewer');
+  await page.click('#dlg-ok');
+  await page.waitForSelector('#dlg td:has-text("vic@example.com")');
+  await viewer.goto(`${base}/app?w=${ws}`);
+  check(!(await viewer.isVisible('#col-new')), 'no create button for a viewer');
+  check(!(await viewer.isVisible('#tree-actions')), 'no edit actions for a viewer');
+  await viewer.click('#tree .req[data-name="Get order"] .row');
+  await viewer.waitForSelector('#editor:not([hidden])');
+  check(!(await viewer.isVisible('#r-save')), 'no save button for a viewer');
+  check(await viewer.$eval('#r-url', (el) => el.readOnly), 'the URL is read-only for a viewer');
+  const id = await viewer.getAttribute('#tree .req[data-name="Get order"]', 'data-id');
+  const denied = await call(viewer, 'PATCH', `/api/requests/${id}`, { name: 'hijacked' });
+  check(denied.status === 403, `the API refuses a viewer's change (${denied.status})`);
+  await viewer.screenshot({ path: `${shots}/viewer.png`, fullPage: true });
+
+  step('an ended session returns to sign-in and back');
+  await other.clearCookies();
+  await viewer.goto(`${base}/app?w=${ws}`);
+  await viewer.waitForURL(/\/signin\?next=/);
+  await viewer.fill('#f-email', 'vic@example.com');
+  await viewer.fill('#f-password', 'correct horse battery staple');
+  await viewer.click('button[type=submit]');
+  await viewer.waitForURL((u) => u.pathname === '/app' && u.search.includes(ws));
+
+  check(consoleErrors.length === 0, `no script errors: ${consoleErrors.join('; ')}`);
+  console.log('journey: ok');
+} catch (err) {
+  console.error(`journey failed: ${err.stack || err}`);
+  if (page) await page.screenshot({ path: `${shots}/failure.png`, fullPage: true }).catch(() => {});
+  await browser.close();
+  process.exit(1);
+}
+await browser.close();
