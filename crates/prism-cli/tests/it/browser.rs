@@ -97,6 +97,7 @@ async fn take_key(State(up): State<Upstream>, key: String) -> &'static str {
 }
 
 async fn start_upstream(intercept: SocketAddr) -> (SocketAddr, Upstream) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let up = Upstream {
         key: Arc::default(),
         otlp: format!("http://{intercept}/v1/traces"),
