@@ -221,7 +221,7 @@ async fn choose(
     wanted: Option<&str>,
 ) -> Result<(Vec<(Workspace, Role)>, Option<usize>), ApiError> {
     let mut mine = state.store.list_workspaces_for_user(caller.user.id).await?;
-    mine.sort_by(|a, b| a.0.name.to_lowercase().cmp(&b.0.name.to_lowercase()));
+    mine.sort_by_key(|(w, _)| w.name.to_lowercase());
     let wanted: Option<WorkspaceId> = wanted.and_then(|w| w.parse().ok());
     let current = wanted
         .and_then(|id| mine.iter().position(|(w, _)| w.id == id))
