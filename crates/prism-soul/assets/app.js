@@ -283,13 +283,16 @@ async function envDialog(id) {
       h('td', {}, canEdit ? h('button', { type: 'button', 'aria-label': 'Remove', onclick: () => tr.remove() }, '×') : ''));
     rows.append(tr);
   };
-  for (const v of env.variables || []) addRow(v);
-  if (canEdit) addRow();
+  const fill = (vars) => { rows.replaceChildren(); for (const v of vars || []) addRow(v); if (canEdit) addRow(); };
+  fill(env.variables);
   const body = [h('label', {}, 'Name', name), h('p', { class: 'field-error', 'data-for': 'name' }),
     h('table', { class: 'table env-table' }, rows), h('p', { class: 'field-error', 'data-for': 'variables' })];
   if (canEdit) {
     body.push(h('div', { class: 'row-flex' },
       h('button', { type: 'button', onclick: () => addRow() }, '+ Variable'),
+      h('button', { type: 'button', onclick: async () => {
+        try { fill((await api('POST', `/api/environments/${id}/reveal`)).variables); } catch (e) { $('dlg-error').textContent = e.message; }
+      } }, 'Reveal secrets'),
       h('button', { type: 'button', class: 'danger', onclick: async () => {
         try { await api('DELETE', `/api/environments/${id}`); localStorage.removeItem(envKey); location.reload(); } catch (e) { $('dlg-error').textContent = e.message; }
       } }, 'Delete environment')));
