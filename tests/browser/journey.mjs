@@ -132,11 +132,16 @@ try {
   await page.waitForSelector('#gantt .bar[aria-label^="journey-upstream"]');
 
   step('analytics counts it');
-  await page.goto(`${base}/app/analytics?w=${ws}`);
-  await page.waitForSelector('[data-card="Requests"] b:not(:has-text("—"))');
-  const counted = Number((await page.textContent('[data-card="Requests"] b')).trim());
-  check(counted >= 1, `analytics counts the request (${counted})`);
-  await page.screenshot({ path: `${shots}/analytics.png`, fullPage: true });
+  const probe = await call(page, 'GET', `/api/workspaces/${ws}/analytics?window=1h`);
+  if (probe.status === 404 && probe.body?.code === 'route_not_found') {
+    console.log('step skipped: this build has no analytics API');
+  } else {
+    await page.goto(`${base}/app/analytics?w=${ws}`);
+    await page.waitForSelector('[data-card="Requests"] b:not(:has-text("—"))');
+    const counted = Number((await page.textContent('[data-card="Requests"] b')).trim());
+    check(counted >= 1, `analytics counts the request (${counted})`);
+    await page.screenshot({ path: `${shots}/analytics.png`, fullPage: true });
+  }
 
   step('a viewer cannot edit');
   const other = await browser.newContext({ viewport: { width: 1280, height: 900 } });

@@ -615,10 +615,26 @@ $('hist-more')?.addEventListener('click', () => loadHistory(true));
 async function openExecution(id) {
   try {
     const x = await api('GET', `/api/executions/${id}`);
-    const request = x.request_fields || x.request || {};
-    const fields = fieldsOf(request.protocol ? request : { protocol: x.protocol || 'rest', method: x.method, url: x.url });
-    const t = { key: ++tabSeq, id: null, name: `${x.method || x.protocol || ''} ${x.url || 'execution'}`.trim(), fields, saved: '', readOnly: true,
-      response: { ...x, ...(x.response || {}) }, traceId: x.trace_id, spans: [] };
+    const sent = x.detail?.request || {};
+    const snap = x.detail?.response || {};
+    const r = snap.response || {};
+    const headerList = Array.isArray(r.headers) ? r.headers : [];
+    const grpc = x.protocol === 'grpc';
+    const response = {
+      execution_id: x.id, trace_id: x.trace_id, failed: x.failed, error_kind: x.error_kind,
+      error_msg: x.error_message || snap.error?.message || '', duration_ms: x.duration_ms, ttfb_ms: x.ttfb_ms,
+      request_size: x.request_size, response_size: x.response_size, header_list: headerList,
+      set_cookies: headerList.filter((hd) => hd.name.toLowerCase() === 'set-cookie').map((hd) => hd.value),
+      http_version: r.http_version, final_url: r.url,
+      body: grpc ? JSON.stringify(r.messages ?? [], null, 2) : r.body?.data ?? '',
+      body_encoding: r.body?.encoding, body_truncated: r.body?.truncated,
+      ...(grpc ? { status_code: x.status_code, status_name: r.status_name, response_trailers: Object.fromEntries((r.trailers || []).map((t) => [t.name, t.value])) } : { status: x.status_code }),
+    };
+    const sentHeaders = (Array.isArray(sent.headers) ? sent.headers : []).map((hd) => ({ key: hd.name ?? hd.key, value: hd.value, enabled: true }));
+    const fields = grpc
+      ? { protocol: 'grpc', server_address: x.target, metadata: sentHeaders }
+      : { protocol: x.protocol, method: sent.method || x.method, url: sent.url || x.target, headers: sentHeaders };
+    const t = { key: ++tabSeq, id: null, name: `${x.method || x.protocol} ${x.target}`, fields, saved: '', readOnly: true, response, traceId: x.trace_id, spans: [] };
     tabs.push(t);
     activate(t);
   } catch (err) {
