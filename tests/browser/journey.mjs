@@ -98,6 +98,46 @@ try {
   await page.fill('#tree-filter', 'get');
   check(await page.isVisible('#tree .req[data-name="Get order"]'), 'the filter shows what matches');
 
+  step('move the request into a new folder');
+  await page.click('#tree .col[data-name="Orders API"] > .row');
+  await page.click('#tree-actions [data-act=new-folder]');
+  await page.fill('#dlg input[name=name]', 'Archive');
+  await page.click('#dlg-ok');
+  await page.waitForSelector('#tree .col[data-name="Archive"]');
+  await page.click('#tree .req[data-name="Get order"] > .row');
+  await page.click('#tree-actions [data-act=move]');
+  await page.selectOption('#dlg select[name=collection_id]', { label: 'Orders API / Archive' });
+  await page.click('#dlg-ok');
+  await page.waitForSelector('#tree .col[data-name="Archive"] .req[data-name="Get order"]');
+
+  step('an environment with a secret; variables are checked before sending');
+  await page.click('#env-new');
+  await page.fill('#dlg input[name=name]', 'Local');
+  await page.click('#dlg-ok');
+  await page.waitForSelector('#dlg[open] tbody tr .k');
+  await page.fill('#dlg tbody tr:nth-child(1) .k', 'base');
+  await page.fill('#dlg tbody tr:nth-child(1) .v', upstream);
+  await page.click('#dlg button:has-text("+ Variable")');
+  await page.fill('#dlg tbody tr:nth-child(2) .k', 'token');
+  await page.fill('#dlg tbody tr:nth-child(2) .v', 's3cret-value');
+  await page.check('#dlg tbody tr:nth-child(2) .s');
+  await page.click('#dlg-ok');
+  await page.waitForSelector('#dlg:not([open])');
+  await page.click('#env-edit');
+  await page.waitForSelector('#dlg[open] tbody tr:nth-child(2) .v');
+  check(await page.inputValue('#dlg tbody tr:nth-child(2) .v') === '', 'the secret is masked');
+  check(!(await page.content()).includes('s3cret-value'), 'the secret is nowhere in the page');
+  await page.click('#dlg-cancel');
+  await page.click('#tree .req[data-name="Get order"] > .row');
+  await page.fill('#r-url', '{{base}}/orders/42?expand={{nope}}');
+  await page.waitForSelector('#r-vars .var.unknown:has-text("{{nope}}")');
+  check(await page.isVisible('#r-vars .var:not(.unknown):has-text("{{base}}")'), 'a known variable is marked known');
+  await page.click('#r-send');
+  await page.waitForSelector('#r-error:has-text("{{nope}}")');
+  await page.fill('#r-url', '{{base}}/orders/42?expand=items');
+  await page.keyboard.press('Control+s');
+  await page.waitForSelector('.tab .t-name:not(.dirty)');
+
   step('an ingest key for the upstream to export its spans with');
   const key = await call(page, 'POST', `/api/workspaces/${ws}/ingest-keys`, { name: 'journey-upstream' });
   check(key.status === 201, `ingest key: ${JSON.stringify(key)}`);

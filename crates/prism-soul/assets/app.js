@@ -223,6 +223,22 @@ async function treeAction(act) {
         for (const t of tabs) if (t.id === id) { t.name = n; }
         renderTabs();
       });
+    } else if (act === 'move') {
+      // Targets: every collection or folder but the item itself and what is inside it.
+      const self = document.querySelector(`#tree [data-id="${CSS.escape(id)}"]`);
+      const options = [...document.querySelectorAll('#tree .col')]
+        .filter((li) => kind === 'request' || (li !== self && !self.contains(li)))
+        .map((li) => {
+          const path = [];
+          for (let n = li; n; n = n.parentElement.closest('.col')) path.unshift(n.dataset.name);
+          return h('option', { value: li.dataset.id }, path.join(' / '));
+        });
+      if (kind === 'collection') options.unshift(h('option', { value: '' }, '(top level)'));
+      const target = h('select', { name: kind === 'request' ? 'collection_id' : 'parent_id', 'aria-label': 'Move into' }, options);
+      openDialog(`Move “${name}”`, [h('label', {}, 'Into', target), h('p', { class: 'field-error', 'data-for': target.name })], async () => {
+        await api('PATCH', base, kind === 'request' ? { collection_id: target.value } : { parent_id: target.value || null });
+        await reloadTree(id);
+      }, { okLabel: 'Move' });
     } else if (act === 'duplicate') {
       const copy = await api('POST', `${base}/duplicate`, {});
       await reloadTree(copy.id);
@@ -261,7 +277,8 @@ $('env-new')?.addEventListener('click', () => ask('New environment', 'Name', '',
   $('env-select').value = env.id;
   localStorage.setItem(envKey, env.id);
   await loadEnv();
-  envDialog(env.id);
+  // After this dialog has closed: the editor reuses it.
+  setTimeout(() => envDialog(env.id));
 }));
 $('env-edit')?.addEventListener('click', () => { const id = $('env-select').value; if (id) envDialog(id); });
 
@@ -353,7 +370,7 @@ function activate(t) {
   $('welcome').hidden = true;
   $('editor').hidden = false;
   clearErrors($('editor'));
-  editor.load(t.fields, t.readOnly || !canEdit && !!t.id);
+  editor.load(t.fields, t.readOnly || (!canEdit && !!t.id));
   renderTabs();
   showVars();
   showResponse(t.response);

@@ -192,6 +192,7 @@ export class Editor {
       else el.readOnly = readOnly;
     }
     $('r-save').hidden = readOnly;
+    $('editor').classList.toggle('ro', readOnly);
     this.showProtocol();
     this.showBodyKind();
     this.syncing = false;

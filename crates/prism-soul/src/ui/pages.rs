@@ -355,7 +355,7 @@ pub async fn render_workbench(
         out.push_str(
             "<div class=\"tree-actions\" id=\"tree-actions\" role=\"toolbar\" aria-label=\"Selected item\">\
              <button data-act=\"new-request\" disabled>+ Request</button><button data-act=\"new-folder\" disabled>+ Folder</button>\
-             <button data-act=\"rename\" disabled title=\"F2\">Rename</button><button data-act=\"duplicate\" disabled>Duplicate</button>\
+             <button data-act=\"rename\" disabled title=\"F2\">Rename</button><button data-act=\"duplicate\" disabled>Duplicate</button><button data-act=\"move\" disabled>Move…</button>\
              <button data-act=\"delete\" disabled class=\"danger\" title=\"Delete\">Delete</button></div>",
         );
     }
