@@ -97,6 +97,7 @@ try {
   check(!(await page.isVisible('#tree .req[data-name="Get order"]')), 'the filter hides what does not match');
   await page.fill('#tree-filter', 'get');
   check(await page.isVisible('#tree .req[data-name="Get order"]'), 'the filter shows what matches');
+  await page.fill('#tree-filter', '');
 
   step('move the request into a new folder');
   await page.click('#tree .col[data-name="Orders API"] > .row');
