@@ -123,7 +123,7 @@ try {
   await page.fill('#dlg tbody tr:nth-child(2) .v', 's3cret-value');
   await page.check('#dlg tbody tr:nth-child(2) .s');
   await page.click('#dlg-ok');
-  await page.waitForFunction(() => !document.getElementById('dlg').open);
+  await page.waitForSelector('#dlg', { state: 'hidden' });
   await page.click('#env-edit');
   await page.waitForSelector('#dlg[open] tbody tr:nth-child(2) .v');
   check(await page.inputValue('#dlg tbody tr:nth-child(2) .v') === '', 'the secret is masked');
