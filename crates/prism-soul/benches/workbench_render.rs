@@ -13,8 +13,12 @@ use prism_domain::request::{RequestSpec, SavedRequest};
 use prism_domain::user::{Email, User};
 use prism_domain::workspace::Workspace;
 use prism_domain::{ApiTokenId, Clock, CollectionId, RequestId, SystemClock, UserId, WorkspaceId};
+use prism_grpc::{GrpcConfig, GrpcExecutor};
+use prism_intercept::executor::{ExecutorConfig, HttpExecutor};
+use prism_intercept::recorder::{Recorder, RecorderConfig};
+use prism_intercept::{InterceptSettings, InterceptState};
 use prism_soul::api::auth::{Caller, Via};
-use prism_soul::dataplane::{DataPlane, RemoteDataPlane};
+use prism_soul::dataplane::DataPlane;
 use prism_soul::{SoulSettings, SoulState};
 use prism_store::Store;
 
@@ -94,12 +98,26 @@ async fn bench(backend: &str, store: Arc<dyn Store>) {
             }
         }
     }
+    // Rendering never runs requests, but the state needs a data plane.
+    let spool = tempfile::tempdir().unwrap();
+    let (recorder, _task) = Recorder::start(
+        store.clone(),
+        RecorderConfig::new(spool.path().to_path_buf()),
+    );
+    let intercept = InterceptState::new(
+        store.clone(),
+        recorder,
+        HttpExecutor::new(ExecutorConfig::default()),
+        GrpcExecutor::new(GrpcConfig::default()),
+        InterceptSettings::default(),
+        Arc::new(SystemClock),
+    );
     let state = SoulState::new(
         store.clone(),
         Arc::new(SystemClock),
         SoulSettings::default(),
         "bench-secret-key",
-        DataPlane::Remote(RemoteDataPlane::new("http://127.0.0.1:9", "unused".into())),
+        DataPlane::InProcess(intercept),
     );
     let caller = Caller {
         user,
