@@ -667,3 +667,50 @@ if (ws && $('tree')) {
   loadEnv();
   loadHistory();
 }
+
+// ---------------------------------------------------------------------------------------------
+// GraphQL schema explorer: introspection through the data plane (an ad-hoc send, so editors
+// only), then the root types' fields; a click inserts the field at the cursor.
+
+const INTROSPECTION = `query PrismIntrospection { __schema { queryType { name } mutationType { name } subscriptionType { name }
+  types { kind name description fields { name description args { name type { ...T } } type { ...T } } } } }
+fragment T on __Type { kind name ofType { kind name ofType { kind name ofType { kind name } } } }`;
+
+function typeName(t) {
+  if (!t) return '';
+  if (t.kind === 'NON_NULL') return typeName(t.ofType) + '!';
+  if (t.kind === 'LIST') return `[${typeName(t.ofType)}]`;
+  return t.name;
+}
+
+async function loadSchema() {
+  const box = $('gql-schema');
+  if (!current || !canEdit) { box.textContent = 'Loading a schema needs the editor role.'; return; }
+  box.textContent = 'Loading…';
+  try {
+    const answer = await api('POST', `/api/workspaces/${ws}/send`, {
+      protocol: 'graphql', url: editor.read().url, headers: editor.read().headers, query: INTROSPECTION,
+      environment_id: $('env-select')?.value || undefined,
+    });
+    const schema = JSON.parse(answer.body || '{}').data?.__schema;
+    if (!schema) throw new Error(answer.error_msg || 'the server answered without a schema (is introspection enabled?)');
+    const types = new Map(schema.types.map((t) => [t.name, t]));
+    const roots = [['query', schema.queryType], ['mutation', schema.mutationType], ['subscription', schema.subscriptionType]].filter(([, r]) => r);
+    box.replaceChildren(...roots.map(([label, r]) => h('details', { open: label === 'query' },
+      h('summary', {}, `${label}: ${r.name}`),
+      h('ul', {}, (types.get(r.name)?.fields || []).map((f) => h('li', {},
+        h('button', { type: 'button', class: 'link mono', title: f.description || '', onclick: () => insertAtCursor($('r-query'), f.name) },
+          `${f.name}${f.args.length ? `(${f.args.map((a) => `${a.name}: ${typeName(a.type)}`).join(', ')})` : ''}: ${typeName(f.type)}`)))))));
+  } catch (err) {
+    box.textContent = err.message;
+  }
+}
+
+function insertAtCursor(area, text) {
+  const at = area.selectionStart ?? area.value.length;
+  area.value = area.value.slice(0, at) + text + area.value.slice(area.selectionEnd ?? at);
+  area.focus();
+  area.selectionStart = area.selectionEnd = at + text.length;
+  area.dispatchEvent(new Event('input'));
+}
+$('gql-load')?.addEventListener('click', loadSchema);
