@@ -165,6 +165,18 @@ try {
   await page.click('[data-tview=gantt]');
   await page.screenshot({ path: `${shots}/workbench.png`, fullPage: true });
 
+  step('a 10 MB response is shown truncated, whole in the download');
+  await page.click('#tab-new');
+  await page.fill('#r-url', `${upstream}/big`);
+  const started = Date.now();
+  await page.click('#r-send');
+  await page.waitForSelector('#resp-note:has-text("Showing the first"), #resp-note:has-text("only the start")', { timeout: 30000 });
+  check((await page.textContent('#resp-body')).length <= 210 * 1024, 'at most ~200 KB in the page');
+  check(Date.now() - started < 20000, 'the page stays responsive');
+  check((await page.getAttribute('#resp-download', 'href')).startsWith('blob:'), 'the whole body can be downloaded');
+  await page.click('.tab:has-text("Unsaved request") .t-close');
+  await page.click('.tab:has-text("Get order") .t-name');
+
   step('history lists the execution and reopens it');
   await page.click('#hist-refresh');
   await page.waitForSelector('#history button[data-execution]');

@@ -362,7 +362,8 @@ function renderTabs() {
   const bar = $('tabs');
   bar.replaceChildren(...tabs.map((t) => h('div', { class: 'tab', role: 'tab', 'aria-selected': String(t === current), 'data-key': t.key },
     h('button', { type: 'button', class: 't-name' + (dirty(t) ? ' dirty' : ''), title: t.name, onclick: () => activate(t) }, t.name),
-    h('button', { type: 'button', class: 't-close', 'aria-label': `Close ${t.name}`, title: 'Close', onclick: () => closeTab(t) }, '×'))));
+    h('button', { type: 'button', class: 't-close', 'aria-label': `Close ${t.name}`, title: 'Close', onclick: () => closeTab(t) }, '×'))),
+  h('button', { type: 'button', id: 'tab-new', class: 't-new', title: 'New unsaved request', 'aria-label': 'New unsaved request', onclick: newScratch }, '+'));
 }
 
 function activate(t) {
@@ -411,11 +412,12 @@ async function openRequest(id) {
   }
 }
 
-$('scratch')?.addEventListener('click', () => {
+function newScratch() {
   const t = { key: ++tabSeq, id: null, name: 'Unsaved request', fields: { protocol: 'rest', method: 'GET', url: '' }, saved: '' };
   tabs.push(t);
   activate(t);
-});
+}
+$('scratch')?.addEventListener('click', newScratch);
 
 async function save() {
   if (!current || current.readOnly || !canEdit) return;
@@ -663,6 +665,7 @@ async function openExecution(id) {
 
 const trace = ws && $('trace-panel') ? new TraceView() : null;
 if (ws && $('tree')) {
+  renderTabs();
   initTree();
   loadEnv();
   loadHistory();

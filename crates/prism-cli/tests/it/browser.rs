@@ -91,6 +91,12 @@ async fn order(
     )
 }
 
+/// `GET /big`: 10 MB of JSON-ish text, for the response panel's large-body path.
+async fn big() -> String {
+    let line = "{\"line\": \"the quick brown fox jumps over the lazy dog\"}\n";
+    line.repeat(10 * 1024 * 1024 / line.len() + 1)
+}
+
 async fn take_key(State(up): State<Upstream>, key: String) -> &'static str {
     *up.key.lock().unwrap() = Some(key);
     "ok"
@@ -106,6 +112,7 @@ async fn start_upstream(intercept: SocketAddr) -> (SocketAddr, Upstream) {
     };
     let app = Router::new()
         .route("/orders/{id}", get(order))
+        .route("/big", get(big))
         .route("/__key", post(take_key))
         .with_state(up.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
