@@ -181,8 +181,11 @@ try {
   await page.click('#hist-refresh');
   await page.waitForSelector('#history button[data-execution]');
   check((await page.textContent('#history')).includes('200'), 'history shows the status');
-  await page.click('#history button[data-execution]');
-  await page.waitForSelector('#gantt .bar[aria-label^="journey-upstream"]');
+  check((await page.textContent('#history li:first-child')).includes('/big'), 'newest first');
+  await page.click('#history button[data-execution]:has-text("/orders/42")');
+  await page.waitForSelector('.tab[aria-selected=true]:has-text("/orders/42")');
+  await page.waitForSelector('#resp-body:has-text("order-42")');
+  await page.waitForSelector('#gantt .bar[aria-label^="journey-upstream: SELECT orders"]');
 
   step('analytics counts it');
   const probe = await call(page, 'GET', `/api/workspaces/${ws}/analytics?window=1h`);
