@@ -174,14 +174,14 @@ try {
   check((await page.textContent('#resp-body')).length <= 210 * 1024, 'at most ~200 KB in the page');
   check(Date.now() - started < 20000, 'the page stays responsive');
   check((await page.getAttribute('#resp-download', 'href')).startsWith('blob:'), 'the whole body can be downloaded');
+  page.once('dialog', (d) => d.accept()); // "discard unsaved changes?"
   await page.click('.tab:has-text("Unsaved request") .t-close');
+  await page.waitForSelector('.tab:has-text("Unsaved request")', { state: 'detached' });
   await page.click('.tab:has-text("Get order") .t-name');
 
   step('history lists the execution and reopens it');
-  await page.click('#hist-refresh');
-  await page.waitForSelector('#history button[data-execution]');
+  await page.waitForSelector('#history li:first-child:has-text("/big")'); // newest first
   check((await page.textContent('#history')).includes('200'), 'history shows the status');
-  check((await page.textContent('#history li:first-child')).includes('/big'), 'newest first');
   await page.click('#history button[data-execution]:has-text("/orders/42")');
   await page.waitForSelector('.tab[aria-selected=true]:has-text("/orders/42")');
   await page.waitForSelector('#resp-body:has-text("order-42")');

@@ -473,7 +473,7 @@ async function send() {
       showResponse(answer);
       trace.open(answer.trace_id, ws, t.spans);
     }
-    loadHistory();
+    loadHistory(false, answer.execution_id);
   } catch (e) {
     showError($('editor'), e, $('r-error'));
   } finally {
@@ -604,7 +604,9 @@ for (const tab of document.querySelectorAll('#response [data-rpane][role=tab]'))
 // History: newest first; a click reopens the execution read-only with its trace.
 
 let historyCursor = null;
-async function loadHistory(more = false) {
+/** Loads the newest page (or the next one). `expect`: an execution just sent — it is recorded
+ *  asynchronously, so the list is re-read a few times until it shows up. */
+async function loadHistory(more = false, expect = null, attempt = 0) {
   const list = $('history');
   if (!list) return;
   try {
@@ -621,6 +623,9 @@ async function loadHistory(more = false) {
         h('span', { class: `status ${cls}` }, status ?? (x.error_kind || '—')), h('span', { class: 'url' }, `${x.method || ''} ${x.url || x.target || x.name || ''}`),
         h('span', { class: 'when' }, when ? new Date(when).toLocaleTimeString() : '')));
     });
+    if (expect && !items.some((x) => x.id === expect) && attempt < 8) {
+      setTimeout(() => loadHistory(false, expect, attempt + 1), 150 * (attempt + 1));
+    }
     if (more) list.append(...rows); else list.replaceChildren(...rows);
     if (!list.children.length) list.append(h('li', { class: 'muted' }, 'Nothing sent yet.'));
   } catch (err) {
