@@ -180,7 +180,9 @@ try {
   await page.click('.tab:has-text("Get order") .t-name');
 
   step('history lists the execution and reopens it');
-  await page.waitForSelector('#history li:first-child:has-text("/big")'); // newest first
+  await page.waitForSelector('#history li:first-child:has-text("/big")').catch(async (e) => { // newest first
+    throw new Error(`history: ${await page.innerHTML('#history')}`);
+  });
   check((await page.textContent('#history')).includes('200'), 'history shows the status');
   await page.click('#history button[data-execution]:has-text("/orders/42")');
   await page.waitForSelector('.tab[aria-selected=true]:has-text("/orders/42")');

@@ -604,6 +604,12 @@ for (const tab of document.querySelectorAll('#response [data-rpane][role=tab]'))
 // History: newest first; a click reopens the execution read-only with its trace.
 
 let historyCursor = null;
+/** What an execution was sent to: the target host and the endpoint (path template). */
+function whereTo(x) {
+  if (x.url) return x.url;
+  const target = x.target || '';
+  return x.endpoint && x.endpoint.startsWith('/') && !target.includes(x.endpoint) ? target + x.endpoint : target || x.endpoint || '';
+}
 /** Loads the newest page (or the next one). `expect`: an execution just sent — it is recorded
  *  asynchronously, so the list is re-read a few times until it shows up. */
 async function loadHistory(more = false, expect = null, attempt = 0) {
@@ -619,8 +625,8 @@ async function loadHistory(more = false, expect = null, attempt = 0) {
       const cls = x.failed ? 's-err' : status ? `s-${String(status)[0]}` : '';
       const when = x.started_at || x.created_at || '';
       return h('li', {}, h('button', { type: 'button', 'data-execution': x.id, onclick: () => openExecution(x.id),
-        title: `${x.method || x.protocol || ''} ${x.url || x.target || ''}` },
-        h('span', { class: `status ${cls}` }, status ?? (x.error_kind || '—')), h('span', { class: 'url' }, `${x.method || ''} ${x.url || x.target || x.name || ''}`),
+        title: `${x.method || x.protocol || ''} ${whereTo(x)}` },
+        h('span', { class: `status ${cls}` }, status ?? (x.error_kind || '—')), h('span', { class: 'url' }, `${x.method || ''} ${whereTo(x)}`),
         h('span', { class: 'when' }, when ? new Date(when).toLocaleTimeString() : '')));
     });
     if (expect && !items.some((x) => x.id === expect) && attempt < 8) {
@@ -658,7 +664,7 @@ async function openExecution(id) {
     const fields = grpc
       ? { protocol: 'grpc', server_address: x.target, metadata: sentHeaders }
       : { protocol: x.protocol, method: sent.method || x.method, url: sent.url || x.target, headers: sentHeaders };
-    const t = { key: ++tabSeq, id: null, name: `${x.method || x.protocol} ${x.target}`, fields, saved: '', readOnly: true, response, traceId: x.trace_id, spans: [] };
+    const t = { key: ++tabSeq, id: null, name: `${x.method || x.protocol} ${whereTo(x)}`, fields, saved: '', readOnly: true, response, traceId: x.trace_id, spans: [] };
     tabs.push(t);
     activate(t);
   } catch (err) {
