@@ -214,14 +214,17 @@ fn user_from_row(row: &DbRow) -> Result<User> {
     })
 }
 
-#[async_trait]
-impl UserStore for Repo {
-    async fn insert_user(&self, user: &User) -> Result<User> {
+impl Repo {
+    /// Stores a user (admin if first); with `only_first`, nothing is stored when users exist.
+    async fn insert_user_if(&self, user: &User, only_first: bool) -> Result<Option<User>> {
         let mut tx = begin_write(self.writer()).await?;
         lock_user_creation(&mut tx).await?;
         let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
             .fetch_one(&mut *tx)
             .await?;
+        if only_first && existing > 0 {
+            return Ok(None);
+        }
         let mut stored = user.clone();
         stored.is_admin = user.is_admin || existing == 0;
         sqlx::query(
@@ -239,7 +242,19 @@ impl UserStore for Repo {
         .await
         .map_err(on_unique(Conflict::EmailTaken))?;
         tx.commit().await?;
-        Ok(stored)
+        Ok(Some(stored))
+    }
+}
+
+#[async_trait]
+impl UserStore for Repo {
+    async fn insert_user(&self, user: &User) -> Result<User> {
+        let stored = self.insert_user_if(user, false).await?;
+        Ok(stored.expect("an unconditional insert stores the user"))
+    }
+
+    async fn insert_first_user(&self, user: &User) -> Result<Option<User>> {
+        self.insert_user_if(user, true).await
     }
 
     async fn get_user(&self, user: UserId) -> Result<User> {
@@ -2006,31 +2021,40 @@ fn token_from_row(row: &DbRow) -> Result<ApiToken> {
     })
 }
 
+/// Inserts a session on `conn` (a pooled connection or a transaction).
+async fn insert_session_in(
+    conn: &mut <Db as sqlx::Database>::Connection,
+    session: &Session,
+) -> Result<()> {
+    let sql =
+        format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&session.token_hash)
+        .bind(uuid(session.user_id))
+        .bind(&session.csrf_hash)
+        .bind(session.created_at.nanos())
+        .bind(session.expires_at.nanos())
+        .bind(session.last_seen_at.nanos())
+        .bind(&session.user_agent)
+        .execute(conn)
+        .await
+        .map_err(|err| match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                Conflict::Duplicate("session").into()
+            }
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                Conflict::MissingReference("user").into()
+            }
+            _ => StoreError::from(err),
+        })?;
+    Ok(())
+}
+
 #[async_trait]
 impl SessionStore for Repo {
     async fn insert_session(&self, session: &Session) -> Result<()> {
-        let sql =
-            format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&session.token_hash)
-            .bind(uuid(session.user_id))
-            .bind(&session.csrf_hash)
-            .bind(session.created_at.nanos())
-            .bind(session.expires_at.nanos())
-            .bind(session.last_seen_at.nanos())
-            .bind(&session.user_agent)
-            .execute(self.writer())
-            .await
-            .map_err(|err| match &err {
-                sqlx::Error::Database(db) if db.is_unique_violation() => {
-                    Conflict::Duplicate("session").into()
-                }
-                sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-                    Conflict::MissingReference("user").into()
-                }
-                _ => StoreError::from(err),
-            })?;
-        Ok(())
+        let mut conn = self.writer().acquire().await?;
+        insert_session_in(&mut conn, session).await
     }
 
     async fn find_session(&self, token_hash: &[u8], now: Timestamp) -> Result<Option<Session>> {
@@ -2076,6 +2100,34 @@ impl SessionStore for Repo {
             .execute(self.writer())
             .await?;
         Ok(done.rows_affected())
+    }
+
+    async fn change_password(
+        &self,
+        user: UserId,
+        password_hash: &str,
+        now: Timestamp,
+        replacement: Option<&Session>,
+    ) -> Result<u64> {
+        let mut tx = begin_write(self.writer()).await?;
+        let updated =
+            sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+                .bind(password_hash)
+                .bind(now.nanos())
+                .bind(uuid(user))
+                .execute(&mut *tx)
+                .await?;
+        expect_one(updated.rows_affected(), "user")?;
+        let ended = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(uuid(user))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if let Some(session) = replacement {
+            insert_session_in(&mut tx, session).await?;
+        }
+        tx.commit().await?;
+        Ok(ended)
     }
 
     async fn delete_expired_sessions(&self, now: Timestamp) -> Result<u64> {

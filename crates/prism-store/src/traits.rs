@@ -24,6 +24,10 @@ pub trait UserStore: Send + Sync {
     /// (decided atomically, so two simultaneous first sign-ups cannot both become admin); the stored
     /// user is returned. Fails with [`crate::Conflict::EmailTaken`].
     async fn insert_user(&self, user: &User) -> Result<User>;
+    /// Stores the account only if the instance has none yet (returning it, as admin); `None`, with
+    /// nothing stored, when an account exists. Decided atomically like [`Self::insert_user`], so
+    /// with sign-up closed two simultaneous first sign-ups cannot both get in.
+    async fn insert_first_user(&self, user: &User) -> Result<Option<User>>;
     async fn get_user(&self, id: UserId) -> Result<User>;
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>>;
     async fn list_users(&self) -> Result<Vec<User>>;
@@ -262,6 +266,16 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<()>;
     async fn delete_session(&self, token_hash: &[u8]) -> Result<()>;
     async fn delete_user_sessions(&self, user: UserId) -> Result<u64>;
+    /// A password change, in one transaction: stores the new hash, ends every session of the user
+    /// and starts `replacement` (the browser that made the change stays signed in). Returns how
+    /// many sessions ended; a missing user is `NotFound` and changes nothing.
+    async fn change_password(
+        &self,
+        user: UserId,
+        password_hash: &str,
+        now: Timestamp,
+        replacement: Option<&Session>,
+    ) -> Result<u64>;
     async fn delete_expired_sessions(&self, now: Timestamp) -> Result<u64>;
 }
 

@@ -8,11 +8,13 @@
 //! - created resources answer `201` with the resource (and its `id`); deletions `204`.
 
 pub mod access;
+pub mod accounts;
 pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod spec;
+pub mod tokens;
 pub mod workspaces;
 
 use axum::http::Uri;
@@ -24,7 +26,10 @@ use error::ApiError;
 
 /// Every `/api` route, with its documentation.
 pub fn router() -> OpenApiRouter<SoulState> {
-    OpenApiRouter::new().merge(workspaces::routes())
+    OpenApiRouter::new()
+        .merge(workspaces::routes())
+        .merge(accounts::routes())
+        .merge(tokens::routes())
 }
 
 /// Any path no route matches: a JSON 404.

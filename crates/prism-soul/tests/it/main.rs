@@ -1,6 +1,8 @@
 //! The control plane's API, served on a loopback port, on SQLite and (with
 //! `PRISM_TEST_POSTGRES_URL`) PostgreSQL.
 
+mod accounts;
 mod openapi;
 mod support;
+mod tokens;
 mod workspaces;

@@ -82,6 +82,8 @@ mod users_on {
         users_are_found_listed_and_counted,
         user_updates_change_only_their_field,
         missing_user_is_not_found,
+        first_user_only_insert_stores_nothing_once_an_account_exists,
+        concurrent_first_only_inserts_store_exactly_one,
     );
 }
 
@@ -198,6 +200,7 @@ mod sessions_on {
         session_needs_a_user_and_a_unique_token,
         touching_a_session_extends_it,
         sessions_are_deleted_singly_by_user_and_by_expiry,
+        changing_the_password_ends_every_session_but_the_replacement,
     );
 }
 
