@@ -858,12 +858,11 @@ impl CollectionStore for Repo {
             .map(|c| (c.id, CollectionId::new()))
             .collect();
         let root = copies[&original.id];
-        let mut siblings: Vec<Uuid> =
-            sibling_collections(&mut tx, workspace, original.parent_id)
-                .await?
-                .into_iter()
-                .map(uuid)
-                .collect();
+        let mut siblings: Vec<Uuid> = sibling_collections(&mut tx, workspace, original.parent_id)
+            .await?
+            .into_iter()
+            .map(uuid)
+            .collect();
         let after = siblings
             .iter()
             .position(|s| *s == uuid(original.id))

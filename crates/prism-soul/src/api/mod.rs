@@ -9,9 +9,12 @@
 
 pub mod access;
 pub mod auth;
+pub mod collections;
+pub mod environments;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod requests;
 pub mod spec;
 pub mod workspaces;
 
@@ -24,7 +27,11 @@ use error::ApiError;
 
 /// Every `/api` route, with its documentation.
 pub fn router() -> OpenApiRouter<SoulState> {
-    OpenApiRouter::new().merge(workspaces::routes())
+    OpenApiRouter::new()
+        .merge(workspaces::routes())
+        .merge(collections::routes())
+        .merge(requests::routes())
+        .merge(environments::routes())
 }
 
 /// Any path no route matches: a JSON 404.

@@ -1,5 +1,7 @@
 //! The control plane's API, served on a loopback port, on SQLite and (with
 //! `PRISM_TEST_POSTGRES_URL`) PostgreSQL.
 
+mod content;
+mod environments;
 mod support;
 mod workspaces;

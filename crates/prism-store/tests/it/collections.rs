@@ -503,9 +503,7 @@ pub async fn concurrent_collection_moves_keep_positions_dense(store: Arc<dyn Sto
     assert_eq!(positions, (0..8).collect::<Vec<_>>());
 }
 
-pub async fn duplicating_a_collection_copies_its_subtree_after_the_original(
-    store: Arc<dyn Store>,
-) {
+pub async fn duplicating_a_collection_copies_its_subtree_after_the_original(store: Arc<dyn Store>) {
     let w = world(&store).await;
     let a = seed_collection(&store, w.ws.id, None, "A").await;
     let b = seed_collection(&store, w.ws.id, None, "B").await;
@@ -567,7 +565,12 @@ pub async fn duplicating_a_collection_copies_its_subtree_after_the_original(
     for (copied, original) in copied_requests.iter().zip([&top, &second]) {
         assert_ne!(copied.id, original.id);
         assert_eq!(
-            (&copied.name, copied.position, &copied.spec, copied.workspace_id),
+            (
+                &copied.name,
+                copied.position,
+                &copied.spec,
+                copied.workspace_id
+            ),
             (
                 &original.name,
                 original.position,
