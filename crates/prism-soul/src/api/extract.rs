@@ -85,12 +85,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     }
 }
 
-/// The JSON path a deserialization error is about. serde reports a missing or unknown field at
-/// the object that should (not) hold it, so its name is appended: `name`, `headers[0].value`.
+/// The JSON path a deserialization error is about. serde reports a missing field at the object
+/// that should hold it, so its name is appended: `name`, `headers[0].value`.
 pub fn field_path(path: &str, message: &str) -> String {
-    let named = ["missing field `", "unknown field `"]
-        .iter()
-        .find_map(|prefix| message.strip_prefix(prefix))
+    let named = message
+        .strip_prefix("missing field `")
         .and_then(|rest| rest.split('`').next())
         .filter(|name| !name.is_empty());
     match (path, named) {
@@ -164,5 +163,48 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
         Json::<T>::from_request(req, state)
             .await
             .map(|Json(value)| OptionalJson(value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Row {
+        key: String,
+        value: String,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Input {
+        name: String,
+        #[serde(default)]
+        rows: Vec<Row>,
+    }
+
+    fn field(json: &str) -> (u16, Option<String>) {
+        let err = parse_json::<Input>(json.as_bytes()).unwrap_err();
+        (err.status.as_u16(), err.field)
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(field("{}"), (422, Some("name".into())));
+        assert_eq!(field(r#"{"name": 1}"#), (422, Some("name".into())));
+        assert_eq!(
+            field(r#"{"name": "a", "rows": [{"key": "k"}]}"#),
+            (422, Some("rows[0].value".into()))
+        );
+        assert_eq!(
+            field(r#"{"name": "a", "colour": 1}"#),
+            (422, Some("colour".into()))
+        );
+        assert_eq!(field("[]"), (422, Some("body".into())));
+        assert_eq!(field(r#"{"name": "#), (400, None));
     }
 }
