@@ -106,6 +106,8 @@ pub fn router(state: SoulState) -> Router {
         .merge(api::openapi::routes(openapi))
         .fallback(api::not_found)
         .with_state(state)
+        // axum's default (2 MB) is below what saved requests with files may need.
+        .layer(axum::extract::DefaultBodyLimit::max(api::extract::MAX_BODY))
         .layer(axum::middleware::from_fn(|request, next| {
             telemetry::track("soul", request, next)
         }))

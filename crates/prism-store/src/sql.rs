@@ -674,6 +674,28 @@ fn place<T>(list: &mut Vec<T>, item: T, position: Option<i64>) {
     list.insert(at, item);
 }
 
+/// Writes one collection row as given (position included).
+async fn insert_collection_row(
+    tx: &mut Tx,
+    collection: &Collection,
+) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO collections (id, workspace_id, parent_id, name, position, created_by, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(uuid(collection.id))
+    .bind(uuid(collection.workspace_id))
+    .bind(opt_uuid(collection.parent_id))
+    .bind(&collection.name)
+    .bind(collection.position)
+    .bind(opt_uuid(collection.created_by))
+    .bind(collection.created_at.nanos())
+    .bind(collection.updated_at.nanos())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl CollectionStore for Repo {
     async fn insert_collection(&self, collection: &Collection) -> Result<Collection> {
@@ -692,21 +714,9 @@ impl CollectionStore for Repo {
         stored.position =
             next_collection_position(&mut tx, collection.workspace_id, collection.parent_id)
                 .await?;
-        sqlx::query(
-            "INSERT INTO collections (id, workspace_id, parent_id, name, position, created_by, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(uuid(stored.id))
-        .bind(uuid(stored.workspace_id))
-        .bind(opt_uuid(stored.parent_id))
-        .bind(&stored.name)
-        .bind(stored.position)
-        .bind(opt_uuid(stored.created_by))
-        .bind(stored.created_at.nanos())
-        .bind(stored.updated_at.nanos())
-        .execute(&mut *tx)
-        .await
-        .map_err(on_foreign_key(Conflict::MissingReference("workspace")))?;
+        insert_collection_row(&mut tx, &stored)
+            .await
+            .map_err(on_foreign_key(Conflict::MissingReference("workspace")))?;
         tx.commit().await?;
         Ok(stored)
     }
@@ -822,6 +832,108 @@ impl CollectionStore for Repo {
             .map_err(on_foreign_key(Conflict::InUse("request")))?;
         expect_one(done.rows_affected(), "collection")
     }
+
+    async fn duplicate_collection(
+        &self,
+        collection: CollectionId,
+        name: &str,
+        now: Timestamp,
+        actor: UserId,
+    ) -> Result<Collection> {
+        let mut tx = begin_write(self.writer()).await?;
+        let workspace = collection_in(&mut tx, collection).await?.workspace_id;
+        lock_workspace(&mut tx, workspace).await?;
+        // Read under the lock: the subtree cannot change while it is copied.
+        let original = collection_in(&mut tx, collection).await?;
+        let sql = format!(
+            "SELECT {COLLECTION_COLUMNS} FROM collections WHERE workspace_id = $1 ORDER BY position, id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(uuid(workspace))
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut children: std::collections::HashMap<CollectionId, Vec<Collection>> =
+            std::collections::HashMap::new();
+        for row in &rows {
+            let folder = collection_from_row(row)?;
+            if let Some(parent) = folder.parent_id {
+                children.entry(parent).or_default().push(folder);
+            }
+        }
+        // Parents before children, so every copied folder's parent exists when it is written.
+        let mut subtree = vec![original.clone()];
+        let mut next = 0;
+        while let Some(node) = subtree.get(next) {
+            let below = children.remove(&node.id).unwrap_or_default();
+            subtree.extend(below);
+            next += 1;
+        }
+        let copies: std::collections::HashMap<CollectionId, CollectionId> = subtree
+            .iter()
+            .map(|c| (c.id, CollectionId::new()))
+            .collect();
+        let root = copies[&original.id];
+        let mut siblings: Vec<Uuid> = sibling_collections(&mut tx, workspace, original.parent_id)
+            .await?
+            .into_iter()
+            .map(uuid)
+            .collect();
+        let after = siblings
+            .iter()
+            .position(|s| *s == uuid(original.id))
+            .map_or(siblings.len(), |at| at + 1);
+        siblings.insert(after, uuid(root));
+        for node in &subtree {
+            let is_root = node.id == original.id;
+            let copy = Collection {
+                id: copies[&node.id],
+                workspace_id: workspace,
+                parent_id: if is_root {
+                    original.parent_id
+                } else {
+                    node.parent_id.map(|p| copies[&p])
+                },
+                name: if is_root {
+                    name.to_owned()
+                } else {
+                    node.name.clone()
+                },
+                position: if is_root { after as i64 } else { node.position },
+                created_by: Some(actor),
+                created_at: now,
+                updated_at: now,
+            };
+            insert_collection_row(&mut tx, &copy)
+                .await
+                .map_err(on_foreign_key(Conflict::MissingReference("user")))?;
+        }
+        renumber(&mut tx, "collections", &siblings).await?;
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests WHERE workspace_id = $1 ORDER BY collection_id, position, id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(uuid(workspace))
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in &rows {
+            let request = request_from_row(row)?;
+            let Some(&into) = copies.get(&request.collection_id) else {
+                continue;
+            };
+            let copy = SavedRequest {
+                id: RequestId::new(),
+                collection_id: into,
+                created_by: Some(actor),
+                created_at: now,
+                updated_at: now,
+                ..request
+            };
+            insert_request_row(&mut tx, &copy).await?;
+        }
+        let copy = collection_in(&mut tx, root).await?;
+        tx.commit().await?;
+        Ok(copy)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -885,6 +997,28 @@ async fn check_request_collection(
     Ok(())
 }
 
+/// Writes one request row as given (position included).
+async fn insert_request_row(tx: &mut Tx, request: &SavedRequest) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO requests (id, workspace_id, collection_id, name, position, protocol, spec, created_by, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(uuid(request.id))
+    .bind(uuid(request.workspace_id))
+    .bind(uuid(request.collection_id))
+    .bind(&request.name)
+    .bind(request.position)
+    .bind(request.spec.protocol().as_str())
+    .bind(Json(&request.spec))
+    .bind(opt_uuid(request.created_by))
+    .bind(request.created_at.nanos())
+    .bind(request.updated_at.nanos())
+    .execute(&mut **tx)
+    .await
+    .map_err(on_unique(Conflict::Duplicate("request")))?;
+    Ok(())
+}
+
 #[async_trait]
 impl RequestStore for Repo {
     async fn insert_request(&self, request: &SavedRequest) -> Result<SavedRequest> {
@@ -898,23 +1032,7 @@ impl RequestStore for Repo {
         .bind(uuid(request.collection_id))
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO requests (id, workspace_id, collection_id, name, position, protocol, spec, created_by, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(uuid(stored.id))
-        .bind(uuid(stored.workspace_id))
-        .bind(uuid(stored.collection_id))
-        .bind(&stored.name)
-        .bind(stored.position)
-        .bind(stored.spec.protocol().as_str())
-        .bind(Json(&stored.spec))
-        .bind(opt_uuid(stored.created_by))
-        .bind(stored.created_at.nanos())
-        .bind(stored.updated_at.nanos())
-        .execute(&mut *tx)
-        .await
-        .map_err(on_unique(Conflict::Duplicate("request")))?;
+        insert_request_row(&mut tx, &stored).await?;
         tx.commit().await?;
         Ok(stored)
     }
@@ -1013,6 +1131,40 @@ impl RequestStore for Repo {
             .await
             .map_err(on_foreign_key(Conflict::InUse("request")))?;
         expect_one(done.rows_affected(), "request")
+    }
+
+    async fn duplicate_request(
+        &self,
+        request: RequestId,
+        name: &str,
+        now: Timestamp,
+        actor: UserId,
+    ) -> Result<SavedRequest> {
+        let mut tx = begin_write(self.writer()).await?;
+        let workspace = request_in(&mut tx, request).await?.workspace_id;
+        lock_workspace(&mut tx, workspace).await?;
+        // Read again under the lock: a concurrent move may have changed the collection meanwhile.
+        let original = request_in(&mut tx, request).await?;
+        let mut siblings = sibling_requests(&mut tx, original.collection_id).await?;
+        let after = siblings
+            .iter()
+            .position(|r| *r == uuid(request))
+            .map_or(siblings.len(), |at| at + 1);
+        let copy = SavedRequest {
+            id: RequestId::new(),
+            name: name.to_owned(),
+            position: after as i64,
+            created_by: Some(actor),
+            created_at: now,
+            updated_at: now,
+            ..original
+        };
+        siblings.insert(after, uuid(copy.id));
+        insert_request_row(&mut tx, &copy).await?;
+        renumber(&mut tx, "requests", &siblings).await?;
+        let stored = request_in(&mut tx, copy.id).await?;
+        tx.commit().await?;
+        Ok(stored)
     }
 }
 

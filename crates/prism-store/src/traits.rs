@@ -102,6 +102,16 @@ pub trait CollectionStore: Send + Sync {
     ) -> Result<Collection>;
     /// Deletes the collection, its folders and their requests.
     async fn delete_collection(&self, id: CollectionId) -> Result<()>;
+    /// Copies a collection or folder with everything under it — folders and requests, under new
+    /// ids — in one transaction. The copy is named `name` (its folders and requests keep theirs),
+    /// is created by `actor` at `now`, and sits right after the original among its siblings.
+    async fn duplicate_collection(
+        &self,
+        id: CollectionId,
+        name: &str,
+        now: Timestamp,
+        actor: UserId,
+    ) -> Result<Collection>;
 }
 
 #[async_trait]
@@ -130,6 +140,15 @@ pub trait RequestStore: Send + Sync {
     ) -> Result<SavedRequest>;
     /// Fails with [`crate::Conflict::InUse`] while a workflow step runs it.
     async fn delete_request(&self, id: RequestId) -> Result<()>;
+    /// Copies a request under a new id named `name`, created by `actor` at `now`, right after the
+    /// original in its collection (one transaction).
+    async fn duplicate_request(
+        &self,
+        id: RequestId,
+        name: &str,
+        now: Timestamp,
+        actor: UserId,
+    ) -> Result<SavedRequest>;
 }
 
 #[async_trait]

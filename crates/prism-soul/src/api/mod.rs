@@ -10,9 +10,12 @@
 pub mod access;
 pub mod accounts;
 pub mod auth;
+pub mod collections;
+pub mod environments;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod requests;
 pub mod spec;
 pub mod tokens;
 pub mod workspaces;
@@ -30,6 +33,9 @@ pub fn router() -> OpenApiRouter<SoulState> {
         .merge(workspaces::routes())
         .merge(accounts::routes())
         .merge(tokens::routes())
+        .merge(collections::routes())
+        .merge(requests::routes())
+        .merge(environments::routes())
 }
 
 /// Any path no route matches: a JSON 404.

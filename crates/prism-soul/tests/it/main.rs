@@ -2,6 +2,8 @@
 //! `PRISM_TEST_POSTGRES_URL`) PostgreSQL.
 
 mod accounts;
+mod content;
+mod environments;
 mod openapi;
 mod support;
 mod tokens;

@@ -122,6 +122,9 @@ mod collections_on {
         collection_with_a_request_used_by_a_workflow_is_in_use,
         concurrent_collection_inserts_get_distinct_positions,
         concurrent_collection_moves_keep_positions_dense,
+        duplicating_a_collection_copies_its_subtree_after_the_original,
+        duplicating_a_folder_keeps_it_under_its_parent,
+        duplicating_a_missing_collection_writes_nothing,
     );
 }
 
@@ -138,6 +141,7 @@ mod requests_on {
         request_used_by_a_workflow_step_cannot_be_deleted,
         concurrent_request_inserts_get_distinct_positions,
         concurrent_request_moves_keep_positions_dense,
+        duplicating_a_request_places_the_copy_after_it,
     );
 }
 
