@@ -305,15 +305,26 @@ fn account_key(email: Option<&Email>, raw: &str) -> String {
             headers(("set-cookie" = String, description = "`prism_session` (HttpOnly, SameSite=Lax) and `prism_csrf` (SameSite=Strict); `Secure` behind TLS"))),
         (status = 403, description = "`signup_closed`: sign-up is closed and the instance has accounts", body = ErrorBody),
         (status = 409, description = "`email_taken` (emails are case-insensitive)", body = ErrorBody),
-        (status = 422, description = "`invalid_email` (field `email`); `weak_password` (field `password`): 8 to 1024 characters; `invalid_field` (`name`: 1–200 characters)", body = ErrorBody)),
+        (status = 422, description = "`invalid_email` (field `email`); `weak_password` (field `password`): 8 to 1024 characters; `invalid_field` (`name`: 1–200 characters)", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`: too many sign-ups from this address; wait `Retry-After` seconds", body = ErrorBody)),
     security(()))]
 async fn signup(
     State(state): State<SoulState>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     Json(input): Json<SignupInput>,
 ) -> ApiResult<Response> {
     let signup_closed =
         || ApiError::forbidden("signup_closed", "sign-up is closed on this instance");
+    // A sign-up that gets as far as hashing costs an argon2 hash: those are limited per client
+    // address like failed sign-ins, whether they succeed or not.
+    let now = state.clock.now();
+    let address = peer.map(|ip| format!("signup:{ip}"));
+    let keys: Vec<&str> = address.as_deref().into_iter().collect();
+    state
+        .login_limiter
+        .check(&keys, now)
+        .map_err(too_many_attempts)?;
     // Refused before any validation or hashing; the store re-checks atomically on insert.
     if !state.settings.signup_open && state.store.count_users().await? > 0 {
         return Err(signup_closed());
@@ -322,7 +333,7 @@ async fn signup(
         Some(raw) if !raw.trim().is_empty() => name("name", raw)?,
         _ => String::new(),
     };
-    let user = accounts::sign_up(
+    let created = accounts::sign_up(
         state.store.as_ref(),
         state.clock.as_ref(),
         &input.email,
@@ -330,8 +341,11 @@ async fn signup(
         &input.password,
         state.settings.signup_open,
     )
-    .await
-    .map_err(|err| match err {
+    .await;
+    if matches!(created, Ok(_) | Err(CreateUserError::EmailTaken)) {
+        state.login_limiter.record_failure(&keys, now);
+    }
+    let user = created.map_err(|err| match err {
         CreateUserError::Email(_) => ApiError::field_error(
             "invalid_email",
             "email",

@@ -576,6 +576,32 @@ mod suite {
         signed_up.get("/api/me").await.expect(200);
     }
 
+    pub async fn signups_are_throttled_per_address(store: Arc<dyn Store>) {
+        let soul = Soul::start_with(store, settings(3)).await;
+        for i in 0..3 {
+            Browser::new(&soul)
+                .signup(&format!("user{i}@example.test"), PASSWORD)
+                .await
+                .expect(201);
+        }
+        let limited = Browser::new(&soul)
+            .signup("one-more@example.test", PASSWORD)
+            .await
+            .expect(429);
+        assert_eq!(limited.code(), "too_many_attempts");
+        assert!(limited.headers.contains_key("retry-after"));
+        assert_eq!(
+            soul.store.count_users().await.unwrap(),
+            3,
+            "nothing created"
+        );
+        // Signing in is a separate budget.
+        Browser::new(&soul)
+            .login("user0@example.test", PASSWORD)
+            .await
+            .expect(200);
+    }
+
     pub async fn password_change_signs_out_other_sessions(store: Arc<dyn Store>) {
         let soul = Soul::start(store).await;
         let mut laptop = Browser::new(&soul);
@@ -864,6 +890,7 @@ impl std::io::Write for Sink {
 
 for_each_backend!(super::suite =>
     signup_sets_cookies_and_signs_in,
+    signups_are_throttled_per_address,
     cookie_mutations_need_the_csrf_token,
     logout_ends_the_session,
     closed_signup_admits_only_the_first_account,
