@@ -11,7 +11,9 @@ pub mod access;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod history;
 pub mod openapi;
+pub mod send;
 pub mod spec;
 pub mod workspaces;
 
@@ -24,7 +26,10 @@ use error::ApiError;
 
 /// Every `/api` route, with its documentation.
 pub fn router() -> OpenApiRouter<SoulState> {
-    OpenApiRouter::new().merge(workspaces::routes())
+    OpenApiRouter::new()
+        .merge(workspaces::routes())
+        .merge(send::routes())
+        .merge(history::routes())
 }
 
 /// Any path no route matches: a JSON 404.
