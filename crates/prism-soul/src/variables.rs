@@ -818,7 +818,10 @@ mod tests {
         assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(err.code, "unknown_variables");
         assert!(err.message.contains("a, b"));
-        assert_eq!(err.details, Some(json!({"variables": ["a", "b"]})));
+        assert_eq!(
+            err.details.as_deref(),
+            Some(&json!({"variables": ["a", "b"]}))
+        );
         let err = ApiError::from(ResolveError::Cycle(vec!["a".into(), "a".into()]));
         assert_eq!(err.code, "variable_cycle");
         assert!(err.message.contains("a → a"));

@@ -36,8 +36,8 @@ pub struct ApiError {
     pub code: Cow<'static, str>,
     pub message: String,
     pub field: Option<String>,
-    /// Serialized as `details` when present.
-    pub details: Option<serde_json::Value>,
+    /// Serialized as `details` when present (boxed: errors travel in every `Result`).
+    pub details: Option<Box<serde_json::Value>>,
     /// Seconds, sent as `Retry-After`.
     pub retry_after: Option<u64>,
 }
@@ -115,7 +115,7 @@ impl ApiError {
     }
 
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 
@@ -176,7 +176,7 @@ impl IntoResponse for ApiError {
             message: self.message,
             request_id: prism_intercept::telemetry::current_request_id(),
             field: self.field,
-            details: self.details,
+            details: self.details.map(|d| *d),
         };
         let mut response = (self.status, Json(body)).into_response();
         if let Some(seconds) = self.retry_after
