@@ -9,6 +9,7 @@ pub mod api;
 pub mod crypto;
 pub mod dataplane;
 pub mod limit;
+pub mod variables;
 
 use std::sync::Arc;
 use std::time::Duration;

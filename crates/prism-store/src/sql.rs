@@ -34,6 +34,7 @@ use super::{
 use crate::migrate::{CREATE_MIGRATIONS_TABLE, MIGRATIONS, SCHEMA_VERSION, checksum};
 use crate::traits::*;
 use crate::{Backend, Conflict, Result, StoreError};
+use crate::{TraceFilter, TraceSummary};
 
 type DbRow = <Db as sqlx::Database>::Row;
 type Tx = sqlx::Transaction<'static, Db>;
@@ -1493,6 +1494,16 @@ fn span_from_row(row: &DbRow) -> Result<Span> {
     })
 }
 
+/// What trace search needs of each span to find the root and the services.
+#[derive(Debug, Clone)]
+struct TraceSpanHead {
+    span_id: SpanId,
+    parent: Option<SpanId>,
+    service: String,
+    name: String,
+    start: i64,
+}
+
 /// The bulk span insert in each dialect. This file is compiled once per backend, so both impls
 /// exist in both compilations and `Db` picks the one that runs.
 ///
@@ -1788,6 +1799,148 @@ impl SpanStore for Repo {
             .collect::<Result<Vec<WorkspaceId>>>()?;
         ids.sort();
         Ok(ids)
+    }
+
+    async fn search_traces(
+        &self,
+        workspace: WorkspaceId,
+        filter: &TraceFilter,
+    ) -> Result<Vec<TraceSummary>> {
+        // The workspace's traces. A trace that starts at or after `from` has every span (and
+        // PRISM's executions, which start with their client span) at or after `from` too, so the
+        // lower bound also narrows this part; the upper bound cannot (later spans may follow).
+        let mut query = QueryBuilder::<Db>::new(
+            "WITH owned AS (SELECT trace_id FROM spans WHERE workspace_id = ",
+        );
+        query.push_bind(uuid(workspace));
+        if let Some(from) = filter.from {
+            query.push(" AND start_ns >= ").push_bind(from.nanos());
+        }
+        query
+            .push(" UNION SELECT trace_id FROM executions WHERE workspace_id = ")
+            .push_bind(uuid(workspace));
+        if let Some(from) = filter.from {
+            query.push(" AND started_at >= ").push_bind(from.nanos());
+        }
+        query.push(
+            "), summary AS (
+                SELECT trace_id, MIN(start_ns) AS started_ns, MAX(end_ns) AS ended_ns,
+                       COUNT(*) AS span_count,
+                       SUM(CASE WHEN status_code = ",
+        );
+        query.push(StatusCode::Error.code().to_string()).push(
+            " THEN 1 ELSE 0 END) AS error_count
+                FROM spans WHERE trace_id IN (SELECT trace_id FROM owned)
+                GROUP BY trace_id)
+             SELECT trace_id, started_ns, ended_ns - started_ns AS duration_ns, span_count,
+                    error_count
+             FROM summary WHERE 1 = 1",
+        );
+        if let Some(from) = filter.from {
+            query.push(" AND started_ns >= ").push_bind(from.nanos());
+        }
+        if let Some(to) = filter.to {
+            query.push(" AND started_ns < ").push_bind(to.nanos());
+        }
+        if let Some(min) = filter.min_duration_ns {
+            query.push(" AND ended_ns - started_ns >= ").push_bind(min);
+        }
+        if let Some(max) = filter.max_duration_ns {
+            query.push(" AND ended_ns - started_ns <= ").push_bind(max);
+        }
+        match filter.error {
+            Some(true) => {
+                query.push(" AND error_count > 0");
+            }
+            Some(false) => {
+                query.push(" AND error_count = 0");
+            }
+            None => {}
+        }
+        if filter.service.is_some() || filter.operation.is_some() {
+            query.push(
+                " AND EXISTS (SELECT 1 FROM spans matching WHERE matching.trace_id = summary.trace_id",
+            );
+            if let Some(service) = &filter.service {
+                query
+                    .push(" AND matching.service = ")
+                    .push_bind(service.clone());
+            }
+            if let Some(operation) = &filter.operation {
+                query
+                    .push(" AND matching.name = ")
+                    .push_bind(operation.clone());
+            }
+            query.push(")");
+        }
+        query
+            .push(" ORDER BY started_ns DESC, trace_id DESC LIMIT ")
+            .push_bind(i64::from(filter.limit.clamp(1, 1000)));
+        let rows = query.build().fetch_all(self.reader()).await?;
+        let mut found = Vec::with_capacity(rows.len());
+        for row in &rows {
+            found.push(TraceSummary {
+                trace_id: trace_id(row, "trace_id")?,
+                root_service: String::new(),
+                root_operation: String::new(),
+                started_at: ts(row, "started_ns")?,
+                duration_ns: row.try_get("duration_ns")?,
+                span_count: row.try_get("span_count")?,
+                error_count: row.try_get("error_count")?,
+                services: Vec::new(),
+            });
+        }
+        if found.is_empty() {
+            return Ok(found);
+        }
+
+        // Root span and services of the traces found.
+        let mut query = QueryBuilder::<Db>::new(
+            "SELECT trace_id, span_id, parent_span_id, service, name, start_ns FROM spans
+             WHERE trace_id IN (",
+        );
+        let mut ids = query.separated(", ");
+        for summary in &found {
+            ids.push_bind(summary.trace_id.as_bytes().to_vec());
+        }
+        query.push(")");
+        let rows = query.build().fetch_all(self.reader()).await?;
+        let mut spans: std::collections::HashMap<TraceId, Vec<TraceSpanHead>> = Default::default();
+        for row in &rows {
+            let parent: Option<Vec<u8>> = row.try_get("parent_span_id")?;
+            spans
+                .entry(trace_id(row, "trace_id")?)
+                .or_default()
+                .push(TraceSpanHead {
+                    span_id: span_id(row, "span_id")?,
+                    parent: parent.and_then(|p| SpanId::from_slice(&p)),
+                    service: row.try_get("service")?,
+                    name: row.try_get("name")?,
+                    start: row.try_get("start_ns")?,
+                });
+        }
+        for summary in &mut found {
+            let heads = spans.remove(&summary.trace_id).unwrap_or_default();
+            let stored: std::collections::HashSet<SpanId> =
+                heads.iter().map(|h| h.span_id).collect();
+            let earliest = |candidates: &mut dyn Iterator<Item = &TraceSpanHead>| {
+                candidates.min_by_key(|h| (h.start, h.span_id)).cloned()
+            };
+            let root = earliest(
+                &mut heads
+                    .iter()
+                    .filter(|h| h.parent.is_none_or(|p| !stored.contains(&p))),
+            )
+            .or_else(|| earliest(&mut heads.iter()));
+            if let Some(root) = root {
+                summary.root_service = root.service;
+                summary.root_operation = root.name;
+            }
+            let services: std::collections::BTreeSet<String> =
+                heads.into_iter().map(|h| h.service).collect();
+            summary.services = services.into_iter().collect();
+        }
+        Ok(found)
     }
 
     async fn notify_spans(&self, traces: &[TraceId]) -> Result<()> {

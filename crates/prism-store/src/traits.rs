@@ -224,6 +224,12 @@ pub trait SpanStore: Send + Sync {
     ) -> Result<Vec<Span>>;
     /// The workspaces a trace belongs to: those of its executions and of spans reported into one.
     async fn list_trace_workspaces(&self, trace_id: TraceId) -> Result<Vec<WorkspaceId>>;
+    /// The traces of a workspace matching `filter`, newest first (by start, then trace id).
+    async fn search_traces(
+        &self,
+        workspace: WorkspaceId,
+        filter: &crate::TraceFilter,
+    ) -> Result<Vec<crate::TraceSummary>>;
     /// Announces that spans of these traces were committed (see [`crate::feed`]). Best effort:
     /// subscribers also resync when told they may have missed something.
     async fn notify_spans(&self, traces: &[TraceId]) -> Result<()>;

@@ -14,8 +14,10 @@ pub mod collections;
 pub mod environments;
 pub mod error;
 pub mod extract;
+pub mod history;
 pub mod openapi;
 pub mod requests;
+pub mod send;
 pub mod spec;
 pub mod tokens;
 pub mod workspaces;
@@ -36,6 +38,8 @@ pub fn router() -> OpenApiRouter<SoulState> {
         .merge(collections::routes())
         .merge(requests::routes())
         .merge(environments::routes())
+        .merge(send::routes())
+        .merge(history::routes())
 }
 
 /// Any path no route matches: a JSON 404.

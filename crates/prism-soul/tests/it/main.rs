@@ -4,7 +4,9 @@
 mod accounts;
 mod content;
 mod environments;
+mod history;
 mod openapi;
+mod send;
 mod support;
 mod tokens;
 mod workspaces;

@@ -12,6 +12,7 @@ mod sessions;
 mod spans;
 mod store;
 mod tokens;
+mod trace_search;
 mod users;
 mod workflows;
 mod workspaces;
@@ -181,6 +182,12 @@ mod spans_on {
         service_spans_are_windowed_and_newest_first,
         trace_workspaces_come_from_executions_and_spans,
         stored_spans_are_announced_once_per_trace,
+    );
+}
+
+mod trace_search_on {
+    prism_testkit::for_each_backend!(crate::trace_search =>
+        traces_are_searched_summarized_and_filtered,
     );
 }
 
