@@ -50,14 +50,8 @@ bench: ## cargo bench, then the proxy-overhead benchmark (needs nginx and wrk)
 	cargo bench --workspace
 	bash bench/proxy/run.sh
 
-coverage: ## Line coverage with cargo-tarpaulin (HTML and LCOV in target/coverage)
-	@if cargo tarpaulin --version >/dev/null 2>&1; then \
-	  cargo tarpaulin --workspace --locked --engine llvm --skip-clean \
-	    --out Html --out Lcov --output-dir target/coverage; \
-	else \
-	  echo "cargo-tarpaulin is not installed: cargo install --locked cargo-tarpaulin"; \
-	  echo "(CI's coverage job runs it and gates the data plane at 85 %, the control plane at 80 %)"; \
-	fi
+coverage: ## Line coverage (cargo-tarpaulin) and the gate: data plane >= 85 %, control plane >= 80 %
+	bash scripts/coverage.sh
 
 ci: ## What CI runs (.ci/run): PostgreSQL, fmt, static checks, clippy, tests
 	bash .ci/run

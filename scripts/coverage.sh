@@ -7,7 +7,7 @@
 #   scripts/coverage.sh            # run tarpaulin, then gate
 #   scripts/coverage.sh --report   # gate an existing target/coverage/lcov.info only
 #
-# cargo-tarpaulin (pinned) is installed on first use into ~/.cargo/bin. Its llvm engine needs no
+# cargo-tarpaulin (pinned) is installed on first use when absent into ~/.cargo/bin. Its llvm engine needs no
 # llvm-tools component. PostgreSQL tests run when PRISM_TEST_POSTGRES_URL is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +19,7 @@ OUT=target/coverage
 export PATH="$HOME/.cargo/bin:$PATH"
 
 if [ "${1:-}" != "--report" ]; then
-  if ! cargo tarpaulin --version 2>/dev/null | grep -q "$TARPAULIN_VERSION"; then
+  if ! cargo tarpaulin --version >/dev/null 2>&1; then
     echo "   installing cargo-tarpaulin $TARPAULIN_VERSION (crates)"
     cargo install --locked --quiet cargo-tarpaulin --version "$TARPAULIN_VERSION"
   fi

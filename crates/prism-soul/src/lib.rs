@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod dataplane;
 pub mod limit;
 pub mod ui;
+pub mod variables;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,6 +109,8 @@ pub fn router(state: SoulState) -> Router {
         .merge(ui::routes())
         .fallback(api::not_found)
         .with_state(state)
+        // axum's default (2 MB) is below what saved requests with files may need.
+        .layer(axum::extract::DefaultBodyLimit::max(api::extract::MAX_BODY))
         .layer(axum::middleware::from_fn(|request, next| {
             telemetry::track("soul", request, next)
         }))

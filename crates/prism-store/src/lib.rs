@@ -18,6 +18,7 @@ pub mod feed;
 mod migrate;
 pub mod postgres;
 pub mod sqlite;
+mod traces;
 mod traits;
 
 use std::str::FromStr;
@@ -27,6 +28,7 @@ use std::time::Duration;
 pub use error::{Conflict, Result, StoreError};
 pub use feed::{FeedEvent, SpanSubscription};
 pub use migrate::{MIGRATIONS, Migration, SCHEMA_VERSION};
+pub use traces::{TraceFilter, TraceSummary};
 pub use traits::*;
 
 /// Which database a URL names.

@@ -34,6 +34,7 @@ use super::{
 use crate::migrate::{CREATE_MIGRATIONS_TABLE, MIGRATIONS, SCHEMA_VERSION, checksum};
 use crate::traits::*;
 use crate::{Backend, Conflict, Result, StoreError};
+use crate::{TraceFilter, TraceSummary};
 
 type DbRow = <Db as sqlx::Database>::Row;
 type Tx = sqlx::Transaction<'static, Db>;
@@ -214,14 +215,17 @@ fn user_from_row(row: &DbRow) -> Result<User> {
     })
 }
 
-#[async_trait]
-impl UserStore for Repo {
-    async fn insert_user(&self, user: &User) -> Result<User> {
+impl Repo {
+    /// Stores a user (admin if first); with `only_first`, nothing is stored when users exist.
+    async fn insert_user_if(&self, user: &User, only_first: bool) -> Result<Option<User>> {
         let mut tx = begin_write(self.writer()).await?;
         lock_user_creation(&mut tx).await?;
         let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
             .fetch_one(&mut *tx)
             .await?;
+        if only_first && existing > 0 {
+            return Ok(None);
+        }
         let mut stored = user.clone();
         stored.is_admin = user.is_admin || existing == 0;
         sqlx::query(
@@ -239,7 +243,19 @@ impl UserStore for Repo {
         .await
         .map_err(on_unique(Conflict::EmailTaken))?;
         tx.commit().await?;
-        Ok(stored)
+        Ok(Some(stored))
+    }
+}
+
+#[async_trait]
+impl UserStore for Repo {
+    async fn insert_user(&self, user: &User) -> Result<User> {
+        let stored = self.insert_user_if(user, false).await?;
+        Ok(stored.expect("an unconditional insert stores the user"))
+    }
+
+    async fn insert_first_user(&self, user: &User) -> Result<Option<User>> {
+        self.insert_user_if(user, true).await
     }
 
     async fn get_user(&self, user: UserId) -> Result<User> {
@@ -659,6 +675,28 @@ fn place<T>(list: &mut Vec<T>, item: T, position: Option<i64>) {
     list.insert(at, item);
 }
 
+/// Writes one collection row as given (position included).
+async fn insert_collection_row(
+    tx: &mut Tx,
+    collection: &Collection,
+) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO collections (id, workspace_id, parent_id, name, position, created_by, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(uuid(collection.id))
+    .bind(uuid(collection.workspace_id))
+    .bind(opt_uuid(collection.parent_id))
+    .bind(&collection.name)
+    .bind(collection.position)
+    .bind(opt_uuid(collection.created_by))
+    .bind(collection.created_at.nanos())
+    .bind(collection.updated_at.nanos())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl CollectionStore for Repo {
     async fn insert_collection(&self, collection: &Collection) -> Result<Collection> {
@@ -677,21 +715,9 @@ impl CollectionStore for Repo {
         stored.position =
             next_collection_position(&mut tx, collection.workspace_id, collection.parent_id)
                 .await?;
-        sqlx::query(
-            "INSERT INTO collections (id, workspace_id, parent_id, name, position, created_by, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(uuid(stored.id))
-        .bind(uuid(stored.workspace_id))
-        .bind(opt_uuid(stored.parent_id))
-        .bind(&stored.name)
-        .bind(stored.position)
-        .bind(opt_uuid(stored.created_by))
-        .bind(stored.created_at.nanos())
-        .bind(stored.updated_at.nanos())
-        .execute(&mut *tx)
-        .await
-        .map_err(on_foreign_key(Conflict::MissingReference("workspace")))?;
+        insert_collection_row(&mut tx, &stored)
+            .await
+            .map_err(on_foreign_key(Conflict::MissingReference("workspace")))?;
         tx.commit().await?;
         Ok(stored)
     }
@@ -807,6 +833,108 @@ impl CollectionStore for Repo {
             .map_err(on_foreign_key(Conflict::InUse("request")))?;
         expect_one(done.rows_affected(), "collection")
     }
+
+    async fn duplicate_collection(
+        &self,
+        collection: CollectionId,
+        name: &str,
+        now: Timestamp,
+        actor: UserId,
+    ) -> Result<Collection> {
+        let mut tx = begin_write(self.writer()).await?;
+        let workspace = collection_in(&mut tx, collection).await?.workspace_id;
+        lock_workspace(&mut tx, workspace).await?;
+        // Read under the lock: the subtree cannot change while it is copied.
+        let original = collection_in(&mut tx, collection).await?;
+        let sql = format!(
+            "SELECT {COLLECTION_COLUMNS} FROM collections WHERE workspace_id = $1 ORDER BY position, id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(uuid(workspace))
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut children: std::collections::HashMap<CollectionId, Vec<Collection>> =
+            std::collections::HashMap::new();
+        for row in &rows {
+            let folder = collection_from_row(row)?;
+            if let Some(parent) = folder.parent_id {
+                children.entry(parent).or_default().push(folder);
+            }
+        }
+        // Parents before children, so every copied folder's parent exists when it is written.
+        let mut subtree = vec![original.clone()];
+        let mut next = 0;
+        while let Some(node) = subtree.get(next) {
+            let below = children.remove(&node.id).unwrap_or_default();
+            subtree.extend(below);
+            next += 1;
+        }
+        let copies: std::collections::HashMap<CollectionId, CollectionId> = subtree
+            .iter()
+            .map(|c| (c.id, CollectionId::new()))
+            .collect();
+        let root = copies[&original.id];
+        let mut siblings: Vec<Uuid> = sibling_collections(&mut tx, workspace, original.parent_id)
+            .await?
+            .into_iter()
+            .map(uuid)
+            .collect();
+        let after = siblings
+            .iter()
+            .position(|s| *s == uuid(original.id))
+            .map_or(siblings.len(), |at| at + 1);
+        siblings.insert(after, uuid(root));
+        for node in &subtree {
+            let is_root = node.id == original.id;
+            let copy = Collection {
+                id: copies[&node.id],
+                workspace_id: workspace,
+                parent_id: if is_root {
+                    original.parent_id
+                } else {
+                    node.parent_id.map(|p| copies[&p])
+                },
+                name: if is_root {
+                    name.to_owned()
+                } else {
+                    node.name.clone()
+                },
+                position: if is_root { after as i64 } else { node.position },
+                created_by: Some(actor),
+                created_at: now,
+                updated_at: now,
+            };
+            insert_collection_row(&mut tx, &copy)
+                .await
+                .map_err(on_foreign_key(Conflict::MissingReference("user")))?;
+        }
+        renumber(&mut tx, "collections", &siblings).await?;
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests WHERE workspace_id = $1 ORDER BY collection_id, position, id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(uuid(workspace))
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in &rows {
+            let request = request_from_row(row)?;
+            let Some(&into) = copies.get(&request.collection_id) else {
+                continue;
+            };
+            let copy = SavedRequest {
+                id: RequestId::new(),
+                collection_id: into,
+                created_by: Some(actor),
+                created_at: now,
+                updated_at: now,
+                ..request
+            };
+            insert_request_row(&mut tx, &copy).await?;
+        }
+        let copy = collection_in(&mut tx, root).await?;
+        tx.commit().await?;
+        Ok(copy)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -870,6 +998,28 @@ async fn check_request_collection(
     Ok(())
 }
 
+/// Writes one request row as given (position included).
+async fn insert_request_row(tx: &mut Tx, request: &SavedRequest) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO requests (id, workspace_id, collection_id, name, position, protocol, spec, created_by, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(uuid(request.id))
+    .bind(uuid(request.workspace_id))
+    .bind(uuid(request.collection_id))
+    .bind(&request.name)
+    .bind(request.position)
+    .bind(request.spec.protocol().as_str())
+    .bind(Json(&request.spec))
+    .bind(opt_uuid(request.created_by))
+    .bind(request.created_at.nanos())
+    .bind(request.updated_at.nanos())
+    .execute(&mut **tx)
+    .await
+    .map_err(on_unique(Conflict::Duplicate("request")))?;
+    Ok(())
+}
+
 #[async_trait]
 impl RequestStore for Repo {
     async fn insert_request(&self, request: &SavedRequest) -> Result<SavedRequest> {
@@ -883,23 +1033,7 @@ impl RequestStore for Repo {
         .bind(uuid(request.collection_id))
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO requests (id, workspace_id, collection_id, name, position, protocol, spec, created_by, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(uuid(stored.id))
-        .bind(uuid(stored.workspace_id))
-        .bind(uuid(stored.collection_id))
-        .bind(&stored.name)
-        .bind(stored.position)
-        .bind(stored.spec.protocol().as_str())
-        .bind(Json(&stored.spec))
-        .bind(opt_uuid(stored.created_by))
-        .bind(stored.created_at.nanos())
-        .bind(stored.updated_at.nanos())
-        .execute(&mut *tx)
-        .await
-        .map_err(on_unique(Conflict::Duplicate("request")))?;
+        insert_request_row(&mut tx, &stored).await?;
         tx.commit().await?;
         Ok(stored)
     }
@@ -998,6 +1132,40 @@ impl RequestStore for Repo {
             .await
             .map_err(on_foreign_key(Conflict::InUse("request")))?;
         expect_one(done.rows_affected(), "request")
+    }
+
+    async fn duplicate_request(
+        &self,
+        request: RequestId,
+        name: &str,
+        now: Timestamp,
+        actor: UserId,
+    ) -> Result<SavedRequest> {
+        let mut tx = begin_write(self.writer()).await?;
+        let workspace = request_in(&mut tx, request).await?.workspace_id;
+        lock_workspace(&mut tx, workspace).await?;
+        // Read again under the lock: a concurrent move may have changed the collection meanwhile.
+        let original = request_in(&mut tx, request).await?;
+        let mut siblings = sibling_requests(&mut tx, original.collection_id).await?;
+        let after = siblings
+            .iter()
+            .position(|r| *r == uuid(request))
+            .map_or(siblings.len(), |at| at + 1);
+        let copy = SavedRequest {
+            id: RequestId::new(),
+            name: name.to_owned(),
+            position: after as i64,
+            created_by: Some(actor),
+            created_at: now,
+            updated_at: now,
+            ..original
+        };
+        siblings.insert(after, uuid(copy.id));
+        insert_request_row(&mut tx, &copy).await?;
+        renumber(&mut tx, "requests", &siblings).await?;
+        let stored = request_in(&mut tx, copy.id).await?;
+        tx.commit().await?;
+        Ok(stored)
     }
 }
 
@@ -1326,6 +1494,16 @@ fn span_from_row(row: &DbRow) -> Result<Span> {
     })
 }
 
+/// What trace search needs of each span to find the root and the services.
+#[derive(Debug, Clone)]
+struct TraceSpanHead {
+    span_id: SpanId,
+    parent: Option<SpanId>,
+    service: String,
+    name: String,
+    start: i64,
+}
+
 /// The bulk span insert in each dialect. This file is compiled once per backend, so both impls
 /// exist in both compilations and `Db` picks the one that runs.
 ///
@@ -1621,6 +1799,148 @@ impl SpanStore for Repo {
             .collect::<Result<Vec<WorkspaceId>>>()?;
         ids.sort();
         Ok(ids)
+    }
+
+    async fn search_traces(
+        &self,
+        workspace: WorkspaceId,
+        filter: &TraceFilter,
+    ) -> Result<Vec<TraceSummary>> {
+        // The workspace's traces. A trace that starts at or after `from` has every span (and
+        // PRISM's executions, which start with their client span) at or after `from` too, so the
+        // lower bound also narrows this part; the upper bound cannot (later spans may follow).
+        let mut query = QueryBuilder::<Db>::new(
+            "WITH owned AS (SELECT trace_id FROM spans WHERE workspace_id = ",
+        );
+        query.push_bind(uuid(workspace));
+        if let Some(from) = filter.from {
+            query.push(" AND start_ns >= ").push_bind(from.nanos());
+        }
+        query
+            .push(" UNION SELECT trace_id FROM executions WHERE workspace_id = ")
+            .push_bind(uuid(workspace));
+        if let Some(from) = filter.from {
+            query.push(" AND started_at >= ").push_bind(from.nanos());
+        }
+        query.push(
+            "), summary AS (
+                SELECT trace_id, MIN(start_ns) AS started_ns, MAX(end_ns) AS ended_ns,
+                       COUNT(*) AS span_count,
+                       SUM(CASE WHEN status_code = ",
+        );
+        query.push(StatusCode::Error.code().to_string()).push(
+            " THEN 1 ELSE 0 END) AS error_count
+                FROM spans WHERE trace_id IN (SELECT trace_id FROM owned)
+                GROUP BY trace_id)
+             SELECT trace_id, started_ns, ended_ns - started_ns AS duration_ns, span_count,
+                    error_count
+             FROM summary WHERE 1 = 1",
+        );
+        if let Some(from) = filter.from {
+            query.push(" AND started_ns >= ").push_bind(from.nanos());
+        }
+        if let Some(to) = filter.to {
+            query.push(" AND started_ns < ").push_bind(to.nanos());
+        }
+        if let Some(min) = filter.min_duration_ns {
+            query.push(" AND ended_ns - started_ns >= ").push_bind(min);
+        }
+        if let Some(max) = filter.max_duration_ns {
+            query.push(" AND ended_ns - started_ns <= ").push_bind(max);
+        }
+        match filter.error {
+            Some(true) => {
+                query.push(" AND error_count > 0");
+            }
+            Some(false) => {
+                query.push(" AND error_count = 0");
+            }
+            None => {}
+        }
+        if filter.service.is_some() || filter.operation.is_some() {
+            query.push(
+                " AND EXISTS (SELECT 1 FROM spans matching WHERE matching.trace_id = summary.trace_id",
+            );
+            if let Some(service) = &filter.service {
+                query
+                    .push(" AND matching.service = ")
+                    .push_bind(service.clone());
+            }
+            if let Some(operation) = &filter.operation {
+                query
+                    .push(" AND matching.name = ")
+                    .push_bind(operation.clone());
+            }
+            query.push(")");
+        }
+        query
+            .push(" ORDER BY started_ns DESC, trace_id DESC LIMIT ")
+            .push_bind(i64::from(filter.limit.clamp(1, 1000)));
+        let rows = query.build().fetch_all(self.reader()).await?;
+        let mut found = Vec::with_capacity(rows.len());
+        for row in &rows {
+            found.push(TraceSummary {
+                trace_id: trace_id(row, "trace_id")?,
+                root_service: String::new(),
+                root_operation: String::new(),
+                started_at: ts(row, "started_ns")?,
+                duration_ns: row.try_get("duration_ns")?,
+                span_count: row.try_get("span_count")?,
+                error_count: row.try_get("error_count")?,
+                services: Vec::new(),
+            });
+        }
+        if found.is_empty() {
+            return Ok(found);
+        }
+
+        // Root span and services of the traces found.
+        let mut query = QueryBuilder::<Db>::new(
+            "SELECT trace_id, span_id, parent_span_id, service, name, start_ns FROM spans
+             WHERE trace_id IN (",
+        );
+        let mut ids = query.separated(", ");
+        for summary in &found {
+            ids.push_bind(summary.trace_id.as_bytes().to_vec());
+        }
+        query.push(")");
+        let rows = query.build().fetch_all(self.reader()).await?;
+        let mut spans: std::collections::HashMap<TraceId, Vec<TraceSpanHead>> = Default::default();
+        for row in &rows {
+            let parent: Option<Vec<u8>> = row.try_get("parent_span_id")?;
+            spans
+                .entry(trace_id(row, "trace_id")?)
+                .or_default()
+                .push(TraceSpanHead {
+                    span_id: span_id(row, "span_id")?,
+                    parent: parent.and_then(|p| SpanId::from_slice(&p)),
+                    service: row.try_get("service")?,
+                    name: row.try_get("name")?,
+                    start: row.try_get("start_ns")?,
+                });
+        }
+        for summary in &mut found {
+            let heads = spans.remove(&summary.trace_id).unwrap_or_default();
+            let stored: std::collections::HashSet<SpanId> =
+                heads.iter().map(|h| h.span_id).collect();
+            let earliest = |candidates: &mut dyn Iterator<Item = &TraceSpanHead>| {
+                candidates.min_by_key(|h| (h.start, h.span_id)).cloned()
+            };
+            let root = earliest(
+                &mut heads
+                    .iter()
+                    .filter(|h| h.parent.is_none_or(|p| !stored.contains(&p))),
+            )
+            .or_else(|| earliest(&mut heads.iter()));
+            if let Some(root) = root {
+                summary.root_service = root.service;
+                summary.root_operation = root.name;
+            }
+            let services: std::collections::BTreeSet<String> =
+                heads.into_iter().map(|h| h.service).collect();
+            summary.services = services.into_iter().collect();
+        }
+        Ok(found)
     }
 
     async fn notify_spans(&self, traces: &[TraceId]) -> Result<()> {
@@ -2006,31 +2326,40 @@ fn token_from_row(row: &DbRow) -> Result<ApiToken> {
     })
 }
 
+/// Inserts a session on `conn` (a pooled connection or a transaction).
+async fn insert_session_in(
+    conn: &mut <Db as sqlx::Database>::Connection,
+    session: &Session,
+) -> Result<()> {
+    let sql =
+        format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&session.token_hash)
+        .bind(uuid(session.user_id))
+        .bind(&session.csrf_hash)
+        .bind(session.created_at.nanos())
+        .bind(session.expires_at.nanos())
+        .bind(session.last_seen_at.nanos())
+        .bind(&session.user_agent)
+        .execute(conn)
+        .await
+        .map_err(|err| match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                Conflict::Duplicate("session").into()
+            }
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                Conflict::MissingReference("user").into()
+            }
+            _ => StoreError::from(err),
+        })?;
+    Ok(())
+}
+
 #[async_trait]
 impl SessionStore for Repo {
     async fn insert_session(&self, session: &Session) -> Result<()> {
-        let sql =
-            format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&session.token_hash)
-            .bind(uuid(session.user_id))
-            .bind(&session.csrf_hash)
-            .bind(session.created_at.nanos())
-            .bind(session.expires_at.nanos())
-            .bind(session.last_seen_at.nanos())
-            .bind(&session.user_agent)
-            .execute(self.writer())
-            .await
-            .map_err(|err| match &err {
-                sqlx::Error::Database(db) if db.is_unique_violation() => {
-                    Conflict::Duplicate("session").into()
-                }
-                sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-                    Conflict::MissingReference("user").into()
-                }
-                _ => StoreError::from(err),
-            })?;
-        Ok(())
+        let mut conn = self.writer().acquire().await?;
+        insert_session_in(&mut conn, session).await
     }
 
     async fn find_session(&self, token_hash: &[u8], now: Timestamp) -> Result<Option<Session>> {
@@ -2076,6 +2405,34 @@ impl SessionStore for Repo {
             .execute(self.writer())
             .await?;
         Ok(done.rows_affected())
+    }
+
+    async fn change_password(
+        &self,
+        user: UserId,
+        password_hash: &str,
+        now: Timestamp,
+        replacement: Option<&Session>,
+    ) -> Result<u64> {
+        let mut tx = begin_write(self.writer()).await?;
+        let updated =
+            sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+                .bind(password_hash)
+                .bind(now.nanos())
+                .bind(uuid(user))
+                .execute(&mut *tx)
+                .await?;
+        expect_one(updated.rows_affected(), "user")?;
+        let ended = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(uuid(user))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if let Some(session) = replacement {
+            insert_session_in(&mut tx, session).await?;
+        }
+        tx.commit().await?;
+        Ok(ended)
     }
 
     async fn delete_expired_sessions(&self, now: Timestamp) -> Result<u64> {

@@ -24,6 +24,10 @@ pub trait UserStore: Send + Sync {
     /// (decided atomically, so two simultaneous first sign-ups cannot both become admin); the stored
     /// user is returned. Fails with [`crate::Conflict::EmailTaken`].
     async fn insert_user(&self, user: &User) -> Result<User>;
+    /// Stores the account only if the instance has none yet (returning it, as admin); `None`, with
+    /// nothing stored, when an account exists. Decided atomically like [`Self::insert_user`], so
+    /// with sign-up closed two simultaneous first sign-ups cannot both get in.
+    async fn insert_first_user(&self, user: &User) -> Result<Option<User>>;
     async fn get_user(&self, id: UserId) -> Result<User>;
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>>;
     async fn list_users(&self) -> Result<Vec<User>>;
@@ -98,6 +102,16 @@ pub trait CollectionStore: Send + Sync {
     ) -> Result<Collection>;
     /// Deletes the collection, its folders and their requests.
     async fn delete_collection(&self, id: CollectionId) -> Result<()>;
+    /// Copies a collection or folder with everything under it — folders and requests, under new
+    /// ids — in one transaction. The copy is named `name` (its folders and requests keep theirs),
+    /// is created by `actor` at `now`, and sits right after the original among its siblings.
+    async fn duplicate_collection(
+        &self,
+        id: CollectionId,
+        name: &str,
+        now: Timestamp,
+        actor: UserId,
+    ) -> Result<Collection>;
 }
 
 #[async_trait]
@@ -126,6 +140,15 @@ pub trait RequestStore: Send + Sync {
     ) -> Result<SavedRequest>;
     /// Fails with [`crate::Conflict::InUse`] while a workflow step runs it.
     async fn delete_request(&self, id: RequestId) -> Result<()>;
+    /// Copies a request under a new id named `name`, created by `actor` at `now`, right after the
+    /// original in its collection (one transaction).
+    async fn duplicate_request(
+        &self,
+        id: RequestId,
+        name: &str,
+        now: Timestamp,
+        actor: UserId,
+    ) -> Result<SavedRequest>;
 }
 
 #[async_trait]
@@ -201,6 +224,12 @@ pub trait SpanStore: Send + Sync {
     ) -> Result<Vec<Span>>;
     /// The workspaces a trace belongs to: those of its executions and of spans reported into one.
     async fn list_trace_workspaces(&self, trace_id: TraceId) -> Result<Vec<WorkspaceId>>;
+    /// The traces of a workspace matching `filter`, newest first (by start, then trace id).
+    async fn search_traces(
+        &self,
+        workspace: WorkspaceId,
+        filter: &crate::TraceFilter,
+    ) -> Result<Vec<crate::TraceSummary>>;
     /// Announces that spans of these traces were committed (see [`crate::feed`]). Best effort:
     /// subscribers also resync when told they may have missed something.
     async fn notify_spans(&self, traces: &[TraceId]) -> Result<()>;
@@ -262,6 +291,16 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<()>;
     async fn delete_session(&self, token_hash: &[u8]) -> Result<()>;
     async fn delete_user_sessions(&self, user: UserId) -> Result<u64>;
+    /// A password change, in one transaction: stores the new hash, ends every session of the user
+    /// and starts `replacement` (the browser that made the change stays signed in). Returns how
+    /// many sessions ended; a missing user is `NotFound` and changes nothing.
+    async fn change_password(
+        &self,
+        user: UserId,
+        password_hash: &str,
+        now: Timestamp,
+        replacement: Option<&Session>,
+    ) -> Result<u64>;
     async fn delete_expired_sessions(&self, now: Timestamp) -> Result<u64>;
 }
 

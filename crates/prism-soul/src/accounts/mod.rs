@@ -1,6 +1,7 @@
 //! Accounts: creating users and checking their passwords.
 
 pub mod password;
+pub mod session;
 
 use prism_domain::user::{Email, InvalidEmail, User};
 use prism_domain::{Clock, UserId};
@@ -15,6 +16,9 @@ pub enum CreateUserError {
     Password(#[from] password::WeakPassword),
     #[error("an account with this email already exists")]
     EmailTaken,
+    /// Sign-up is closed and the instance already has an account.
+    #[error("sign-up is closed on this instance")]
+    SignupClosed,
     #[error(transparent)]
     Store(StoreError),
 }
@@ -28,6 +32,31 @@ pub async fn create_user(
     name: &str,
     password: &str,
     admin: bool,
+) -> Result<User, CreateUserError> {
+    create(store, clock, email, name, password, admin, true).await
+}
+
+/// Self-service sign-up. With sign-up closed only the instance's first account may be created;
+/// that is decided atomically with the insert, so two racing first sign-ups cannot both get in.
+pub async fn sign_up(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    email: &str,
+    name: &str,
+    password: &str,
+    signup_open: bool,
+) -> Result<User, CreateUserError> {
+    create(store, clock, email, name, password, false, signup_open).await
+}
+
+async fn create(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    email: &str,
+    name: &str,
+    password: &str,
+    admin: bool,
+    open: bool,
 ) -> Result<User, CreateUserError> {
     let email = Email::parse(email)?;
     password::check_strength(password)?;
@@ -57,8 +86,15 @@ pub async fn create_user(
         created_at: now,
         updated_at: now,
     };
-    store.insert_user(&user).await.map_err(|err| match err {
-        StoreError::Conflict(Conflict::EmailTaken) => CreateUserError::EmailTaken,
-        other => CreateUserError::Store(other),
-    })
+    let stored = if open {
+        store.insert_user(&user).await.map(Some)
+    } else {
+        store.insert_first_user(&user).await
+    };
+    match stored {
+        Ok(Some(user)) => Ok(user),
+        Ok(None) => Err(CreateUserError::SignupClosed),
+        Err(StoreError::Conflict(Conflict::EmailTaken)) => Err(CreateUserError::EmailTaken),
+        Err(other) => Err(CreateUserError::Store(other)),
+    }
 }

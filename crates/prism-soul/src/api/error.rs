@@ -1,5 +1,5 @@
-//! The control plane's error answers: `{"code", "message", "request_id", "field"?}` with an HTTP
-//! status. Codes are stable snake_case and part of the API contract; messages are for people.
+//! The control plane's error answers: `{"code", "message", "request_id", "field"?, "details"?}`
+//! with an HTTP status. Codes are stable snake_case and part of the API contract; messages are for people.
 
 use std::borrow::Cow;
 
@@ -23,6 +23,11 @@ pub struct ErrorBody {
     /// For validation errors: the offending field (a JSON path such as `headers[2].key`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Machine-readable specifics of some errors, e.g. `{"variables": ["a", "b"]}` for
+    /// `unknown_variables`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +36,8 @@ pub struct ApiError {
     pub code: Cow<'static, str>,
     pub message: String,
     pub field: Option<String>,
+    /// Serialized as `details` when present (boxed: errors travel in every `Result`).
+    pub details: Option<Box<serde_json::Value>>,
     /// Seconds, sent as `Retry-After`.
     pub retry_after: Option<u64>,
 }
@@ -48,6 +55,7 @@ impl ApiError {
             code: code.into(),
             message: message.into(),
             field: None,
+            details: None,
             retry_after: None,
         }
     }
@@ -103,6 +111,11 @@ impl ApiError {
 
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
+        self
+    }
+
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(Box::new(details));
         self
     }
 
@@ -163,6 +176,7 @@ impl IntoResponse for ApiError {
             message: self.message,
             request_id: prism_intercept::telemetry::current_request_id(),
             field: self.field,
+            details: self.details.map(|d| *d),
         };
         let mut response = (self.status, Json(body)).into_response();
         if let Some(seconds) = self.retry_after

@@ -37,20 +37,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
                 "send the body as application/json",
             ));
         }
+        // The router allows bodies up to MAX_BODY (`DefaultBodyLimit` in `crate::router`).
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            ApiError::new(
-                e.status(),
-                "invalid_body",
-                format!("could not read the body: {e}"),
-            )
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    e.status(),
+                    "body_too_large",
+                    format!("the body is larger than {MAX_BODY} bytes"),
+                )
+            } else {
+                ApiError::new(
+                    e.status(),
+                    "invalid_body",
+                    format!("could not read the body: {e}"),
+                )
+            }
         })?;
-        if bytes.len() > MAX_BODY {
-            return Err(ApiError::new(
-                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("the body is larger than {MAX_BODY} bytes"),
-            ));
-        }
         parse_json(&bytes).map(Json)
     }
 }
@@ -73,12 +75,28 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                     "invalid_json",
                     format!("the body is not valid JSON: {inner}"),
                 ))
-            } else if path == "." {
-                Err(ApiError::invalid_field("body", inner.to_string()))
             } else {
-                Err(ApiError::invalid_field(path, inner.to_string()))
+                Err(ApiError::invalid_field(
+                    field_path(&path, &inner.to_string()),
+                    inner.to_string(),
+                ))
             }
         }
+    }
+}
+
+/// The JSON path a deserialization error is about. serde reports a missing field at the object
+/// that should hold it, so its name is appended: `name`, `headers[0].value`.
+pub fn field_path(path: &str, message: &str) -> String {
+    let named = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+        .filter(|name| !name.is_empty());
+    match (path, named) {
+        (".", Some(name)) => name.to_owned(),
+        (".", None) => "body".to_owned(),
+        (path, Some(name)) => format!("{path}.{name}"),
+        (path, None) => path.to_owned(),
     }
 }
 
@@ -121,5 +139,72 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
                     format!("query {query:?}: {}", e.body_text()),
                 )
             })
+    }
+}
+
+/// Like [`Json`], but an empty body stands for `T::default()` — for actions whose options are all
+/// optional (`POST /api/collections/{id}/duplicate`), so a bare `POST` works.
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let headers = req.headers();
+        let declared_empty = headers
+            .get(axum::http::header::CONTENT_LENGTH)
+            .is_some_and(|len| len.as_bytes() == b"0");
+        let no_body = !headers.contains_key(axum::http::header::CONTENT_LENGTH)
+            && !headers.contains_key(axum::http::header::TRANSFER_ENCODING);
+        if declared_empty || no_body {
+            return Ok(OptionalJson(T::default()));
+        }
+        Json::<T>::from_request(req, state)
+            .await
+            .map(|Json(value)| OptionalJson(value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Row {
+        key: String,
+        value: String,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Input {
+        name: String,
+        #[serde(default)]
+        rows: Vec<Row>,
+    }
+
+    fn field(json: &str) -> (u16, Option<String>) {
+        let err = parse_json::<Input>(json.as_bytes()).unwrap_err();
+        (err.status.as_u16(), err.field)
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(field("{}"), (422, Some("name".into())));
+        assert_eq!(field(r#"{"name": 1}"#), (422, Some("name".into())));
+        assert_eq!(
+            field(r#"{"name": "a", "rows": [{"key": "k"}]}"#),
+            (422, Some("rows[0].value".into()))
+        );
+        assert_eq!(
+            field(r#"{"name": "a", "colour": 1}"#),
+            (422, Some("colour".into()))
+        );
+        assert_eq!(field("[]"), (422, Some("body".into())));
+        assert_eq!(field(r#"{"name": "#), (400, None));
     }
 }

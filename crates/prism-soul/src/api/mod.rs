@@ -8,12 +8,19 @@
 //! - created resources answer `201` with the resource (and its `id`); deletions `204`.
 
 pub mod access;
+pub mod accounts;
 pub mod auth;
+pub mod collections;
+pub mod environments;
 pub mod error;
 pub mod extract;
+pub mod history;
 pub mod openapi;
+pub mod requests;
+pub mod send;
 pub mod spec;
 pub mod stream;
+pub mod tokens;
 pub mod workspaces;
 
 use axum::http::Uri;
@@ -28,6 +35,13 @@ pub fn router() -> OpenApiRouter<SoulState> {
     OpenApiRouter::new()
         .merge(workspaces::routes())
         .merge(stream::routes())
+        .merge(accounts::routes())
+        .merge(tokens::routes())
+        .merge(collections::routes())
+        .merge(requests::routes())
+        .merge(environments::routes())
+        .merge(send::routes())
+        .merge(history::routes())
 }
 
 /// Any path no route matches: a JSON 404.

@@ -329,3 +329,240 @@ pub async fn with_cast(store: Arc<dyn Store>, body: impl AsyncFnOnce(&mut Cast))
 pub fn now() -> prism_domain::Timestamp {
     SystemClock.now()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Sending requests: split planes, saved content, and an upstream to send to.
+
+pub use sending::{Echo, echoed, rest_spec};
+
+mod sending {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use prism_domain::collection::Collection;
+    use prism_domain::environment::{Environment, Variable};
+    use prism_domain::request::{Body, HttpSettings, RequestSpec, RestSpec, SavedRequest};
+    use prism_domain::{CollectionId, EnvironmentId, RequestId};
+    use prism_intercept::api::auth::service_credential;
+    use prism_soul::dataplane::RemoteDataPlane;
+
+    use super::*;
+
+    /// A data plane (intercept) over `store` with its own recorder, not yet served.
+    fn data_plane(
+        store: &Arc<dyn Store>,
+        settings: InterceptSettings,
+    ) -> (InterceptState, RecorderTask, tempfile::TempDir) {
+        let spool = tempfile::tempdir().unwrap();
+        let (recorder, task) = Recorder::start(
+            store.clone(),
+            RecorderConfig::new(spool.path().to_path_buf()),
+        );
+        let intercept = InterceptState::new(
+            store.clone(),
+            recorder,
+            HttpExecutor::new(ExecutorConfig::default()),
+            GrpcExecutor::new(GrpcConfig::default()),
+            settings,
+            Arc::new(SystemClock),
+        );
+        (intercept, task, spool)
+    }
+
+    impl Soul {
+        /// A control plane whose data plane is a separate intercept server on loopback (the split
+        /// deployment). The data plane accepts the service credential derived from `data_plane_key`;
+        /// the control plane presents the one derived from `soul_key`.
+        pub async fn start_remote(
+            store: Arc<dyn Store>,
+            data_plane_key: &str,
+            soul_key: &str,
+        ) -> Self {
+            let settings = InterceptSettings {
+                service_credential_hash: Some(hash_secret(&service_credential(data_plane_key))),
+                ..InterceptSettings::default()
+            };
+            let (intercept, task, spool) = data_plane(&store, settings);
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let base = format!("http://{}", listener.local_addr().unwrap());
+            let app = prism_intercept::router(intercept.clone())
+                .into_make_service_with_connect_info::<SocketAddr>();
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            let mut soul = Self::start_remote_at(store, &base, soul_key).await;
+            soul.intercept = intercept;
+            soul.recorder = Some(task);
+            soul._spool = spool;
+            soul
+        }
+
+        /// A control plane that sends to a data plane at `base`, which need not be listening.
+        pub async fn start_remote_at(store: Arc<dyn Store>, base: &str, soul_key: &str) -> Self {
+            let (intercept, task, spool) = data_plane(&store, InterceptSettings::default());
+            let state = SoulState::new(
+                store.clone(),
+                Arc::new(SystemClock),
+                SoulSettings::default(),
+                SECRET_KEY,
+                DataPlane::Remote(RemoteDataPlane::new(base, service_credential(soul_key))),
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            Self {
+                addr,
+                state,
+                store,
+                intercept,
+                recorder: Some(task),
+                _spool: spool,
+            }
+        }
+
+        /// A saved request in a fresh collection of `ws`, created in the store.
+        pub async fn saved_request(&self, ws: WorkspaceId, spec: RequestSpec) -> RequestId {
+            let now = SystemClock.now();
+            let collection = self
+                .store
+                .insert_collection(&Collection {
+                    id: CollectionId::new(),
+                    workspace_id: ws,
+                    parent_id: None,
+                    name: "Saved".into(),
+                    position: 0,
+                    created_by: None,
+                    created_at: now,
+                    updated_at: now,
+                })
+                .await
+                .unwrap();
+            let saved = self
+                .store
+                .insert_request(&SavedRequest {
+                    id: RequestId::new(),
+                    workspace_id: ws,
+                    collection_id: collection.id,
+                    name: "Request".into(),
+                    position: 0,
+                    spec,
+                    created_by: None,
+                    created_at: now,
+                    updated_at: now,
+                })
+                .await
+                .unwrap();
+            saved.id
+        }
+
+        /// An environment of `ws` created in the store: `(name, value, secret)` rows, all enabled;
+        /// secret values are encrypted with the control plane's key, as the API stores them.
+        pub async fn environment(
+            &self,
+            ws: WorkspaceId,
+            rows: &[(&str, &str, bool)],
+        ) -> EnvironmentId {
+            let variables = rows
+                .iter()
+                .map(|(name, value, secret)| Variable {
+                    name: (*name).into(),
+                    value: if *secret {
+                        self.state.secrets.encrypt(value)
+                    } else {
+                        (*value).into()
+                    },
+                    secret: *secret,
+                    enabled: true,
+                })
+                .collect();
+            self.environment_with(ws, variables).await
+        }
+
+        /// An environment of `ws` with exactly these (already stored-form) variables.
+        pub async fn environment_with(
+            &self,
+            ws: WorkspaceId,
+            variables: Vec<Variable>,
+        ) -> EnvironmentId {
+            let now = SystemClock.now();
+            let environment = Environment {
+                id: EnvironmentId::new(),
+                workspace_id: ws,
+                name: format!("env {}", EnvironmentId::new()),
+                variables,
+                created_at: now,
+                updated_at: now,
+            };
+            self.store.insert_environment(&environment).await.unwrap();
+            environment.id
+        }
+    }
+
+    /// An HTTP server on loopback that answers every request with what it received, as JSON
+    /// `{method, path, query, headers: {name: value}, body}`, and counts the requests.
+    pub struct Echo {
+        /// `http://127.0.0.1:PORT`
+        pub url: String,
+        pub hits: Arc<AtomicUsize>,
+    }
+
+    impl Echo {
+        pub async fn start() -> Self {
+            let hits = Arc::new(AtomicUsize::new(0));
+            let counter = hits.clone();
+            let app = axum::Router::new().fallback(
+                move |method: axum::http::Method,
+                      uri: axum::http::Uri,
+                      headers: axum::http::HeaderMap,
+                      body: axum::body::Bytes| {
+                    let counter = counter.clone();
+                    async move {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        let headers: serde_json::Map<String, Value> = headers
+                            .iter()
+                            .map(|(k, v)| {
+                                (
+                                    k.as_str().to_owned(),
+                                    Value::String(v.to_str().unwrap_or_default().to_owned()),
+                                )
+                            })
+                            .collect();
+                        axum::Json(serde_json::json!({
+                            "method": method.as_str(),
+                            "path": uri.path(),
+                            "query": uri.query().unwrap_or_default(),
+                            "headers": headers,
+                            "body": String::from_utf8_lossy(&body),
+                        }))
+                    }
+                },
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            Self { url, hits }
+        }
+
+        pub fn hits(&self) -> usize {
+            self.hits.load(Ordering::SeqCst)
+        }
+    }
+
+    /// What the echo server saw, from a data plane answer (its `body` is the echo's JSON text).
+    pub fn echoed(answer: &Answer) -> Value {
+        let text = answer.body["body"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no body in {}", answer.body));
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("not an echo ({e}): {text}"))
+    }
+
+    /// A REST spec.
+    pub fn rest_spec(method: &str, url: &str) -> RequestSpec {
+        RequestSpec::Rest(RestSpec {
+            method: method.into(),
+            url: url.into(),
+            params: vec![],
+            headers: vec![],
+            body: Body::None,
+            settings: HttpSettings::default(),
+        })
+    }
+}

@@ -502,3 +502,122 @@ pub async fn concurrent_collection_moves_keep_positions_dense(store: Arc<dyn Sto
         .collect();
     assert_eq!(positions, (0..8).collect::<Vec<_>>());
 }
+
+pub async fn duplicating_a_collection_copies_its_subtree_after_the_original(store: Arc<dyn Store>) {
+    let w = world(&store).await;
+    let a = seed_collection(&store, w.ws.id, None, "A").await;
+    let b = seed_collection(&store, w.ws.id, None, "B").await;
+    let f0 = seed_collection(&store, w.ws.id, Some(a.id), "f0").await;
+    let f1 = seed_collection(&store, w.ws.id, Some(a.id), "f1").await;
+    let deep = seed_collection(&store, w.ws.id, Some(f1.id), "deep").await;
+    let top = seed_request(&store, w.ws.id, a.id, "top").await;
+    let second = store
+        .insert_request(&crate::fixtures::request(
+            w.ws.id,
+            a.id,
+            "second",
+            crate::fixtures::grpc_spec(),
+        ))
+        .await
+        .unwrap();
+    let inner = seed_request(&store, w.ws.id, deep.id, "inner").await;
+    let before = store.list_collections(w.ws.id).await.unwrap();
+
+    let copy = store
+        .duplicate_collection(a.id, "A (copy)", t(900), w.owner.id)
+        .await
+        .unwrap();
+    assert_ne!(copy.id, a.id);
+    assert_eq!(
+        (copy.name.as_str(), copy.parent_id, copy.position),
+        ("A (copy)", None, 1)
+    );
+    assert_eq!(
+        (copy.created_by, copy.created_at, copy.updated_at),
+        (Some(w.owner.id), t(900), t(900))
+    );
+    assert_eq!(store.get_collection(copy.id).await.unwrap(), copy);
+    assert_eq!(
+        children(&store, w.ws.id, None).await,
+        named(&[("A", 0), ("A (copy)", 1), ("B", 2)]),
+        "the copy sits right after the original; later siblings move down"
+    );
+    assert_eq!(store.get_collection(b.id).await.unwrap().position, 2);
+    // The subtree is copied with its names, order and requests, under new ids.
+    assert_eq!(
+        children(&store, w.ws.id, Some(copy.id)).await,
+        named(&[("f0", 0), ("f1", 1)])
+    );
+    let all = store.list_collections(w.ws.id).await.unwrap();
+    let copied_f1 = all
+        .iter()
+        .find(|c| c.parent_id == Some(copy.id) && c.name == "f1")
+        .unwrap();
+    assert!(![f0.id, f1.id].contains(&copied_f1.id));
+    let copied_deep: Vec<_> = all
+        .iter()
+        .filter(|c| c.parent_id == Some(copied_f1.id))
+        .collect();
+    assert_eq!(copied_deep.len(), 1);
+    assert_eq!(copied_deep[0].name, "deep");
+    let copied_requests = store.list_requests(copy.id).await.unwrap();
+    assert_eq!(copied_requests.len(), 2);
+    for (copied, original) in copied_requests.iter().zip([&top, &second]) {
+        assert_ne!(copied.id, original.id);
+        assert_eq!(
+            (
+                &copied.name,
+                copied.position,
+                &copied.spec,
+                copied.workspace_id
+            ),
+            (
+                &original.name,
+                original.position,
+                &original.spec,
+                original.workspace_id
+            )
+        );
+        assert_eq!(copied.created_at, t(900));
+    }
+    let copied_inner = store.list_requests(copied_deep[0].id).await.unwrap();
+    assert_eq!(copied_inner.len(), 1);
+    assert_eq!(copied_inner[0].spec, inner.spec);
+    // The original is untouched.
+    assert_eq!(store.get_collection(a.id).await.unwrap(), a);
+    assert_eq!(store.get_request(top.id).await.unwrap(), top);
+    assert_eq!(store.get_request(inner.id).await.unwrap(), inner);
+    assert_eq!(all.len(), before.len() + 4);
+    assert_eq!(
+        store.list_workspace_requests(w.ws.id).await.unwrap().len(),
+        6
+    );
+}
+
+pub async fn duplicating_a_folder_keeps_it_under_its_parent(store: Arc<dyn Store>) {
+    let w = world(&store).await;
+    let a = seed_collection(&store, w.ws.id, None, "A").await;
+    let f0 = seed_collection(&store, w.ws.id, Some(a.id), "f0").await;
+    seed_collection(&store, w.ws.id, Some(a.id), "f1").await;
+    let copy = store
+        .duplicate_collection(f0.id, "f0 again", t(900), w.owner.id)
+        .await
+        .unwrap();
+    assert_eq!(copy.parent_id, Some(a.id));
+    assert_eq!(
+        children(&store, w.ws.id, Some(a.id)).await,
+        named(&[("f0", 0), ("f0 again", 1), ("f1", 2)])
+    );
+    assert_eq!(children(&store, w.ws.id, None).await, named(&[("A", 0)]));
+}
+
+pub async fn duplicating_a_missing_collection_writes_nothing(store: Arc<dyn Store>) {
+    let w = world(&store).await;
+    seed_collection(&store, w.ws.id, None, "A").await;
+    assert_not_found(
+        store
+            .duplicate_collection(CollectionId::new(), "x", t(900), w.owner.id)
+            .await,
+    );
+    assert_eq!(store.list_collections(w.ws.id).await.unwrap().len(), 1);
+}

@@ -12,6 +12,7 @@ mod sessions;
 mod spans;
 mod store;
 mod tokens;
+mod trace_search;
 mod users;
 mod workflows;
 mod workspaces;
@@ -82,6 +83,8 @@ mod users_on {
         users_are_found_listed_and_counted,
         user_updates_change_only_their_field,
         missing_user_is_not_found,
+        first_user_only_insert_stores_nothing_once_an_account_exists,
+        concurrent_first_only_inserts_store_exactly_one,
     );
 }
 
@@ -120,6 +123,9 @@ mod collections_on {
         collection_with_a_request_used_by_a_workflow_is_in_use,
         concurrent_collection_inserts_get_distinct_positions,
         concurrent_collection_moves_keep_positions_dense,
+        duplicating_a_collection_copies_its_subtree_after_the_original,
+        duplicating_a_folder_keeps_it_under_its_parent,
+        duplicating_a_missing_collection_writes_nothing,
     );
 }
 
@@ -136,6 +142,7 @@ mod requests_on {
         request_used_by_a_workflow_step_cannot_be_deleted,
         concurrent_request_inserts_get_distinct_positions,
         concurrent_request_moves_keep_positions_dense,
+        duplicating_a_request_places_the_copy_after_it,
     );
 }
 
@@ -178,6 +185,12 @@ mod spans_on {
     );
 }
 
+mod trace_search_on {
+    prism_testkit::for_each_backend!(crate::trace_search =>
+        traces_are_searched_summarized_and_filtered,
+    );
+}
+
 mod workflows_on {
     prism_testkit::for_each_backend!(crate::workflows =>
         workflows_are_stored_listed_and_updated,
@@ -198,6 +211,7 @@ mod sessions_on {
         session_needs_a_user_and_a_unique_token,
         touching_a_session_extends_it,
         sessions_are_deleted_singly_by_user_and_by_expiry,
+        changing_the_password_ends_every_session_but_the_replacement,
     );
 }
 

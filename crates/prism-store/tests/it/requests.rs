@@ -479,3 +479,44 @@ pub async fn concurrent_request_moves_keep_positions_dense(store: Arc<dyn Store>
         .collect();
     assert_eq!(positions, (0..9).collect::<Vec<_>>());
 }
+
+pub async fn duplicating_a_request_places_the_copy_after_it(store: Arc<dyn Store>) {
+    let w = world(&store).await;
+    let c = seed_collection(&store, w.ws.id, None, "C").await;
+    let first = store
+        .insert_request(&request(w.ws.id, c.id, "first", graphql_spec()))
+        .await
+        .unwrap();
+    seed_request(&store, w.ws.id, c.id, "second").await;
+    let copy = store
+        .duplicate_request(first.id, "first (copy)", t(900), w.owner.id)
+        .await
+        .unwrap();
+    assert_ne!(copy.id, first.id);
+    assert_eq!(
+        (
+            &copy.spec,
+            copy.collection_id,
+            copy.position,
+            copy.created_by,
+            copy.created_at
+        ),
+        (&first.spec, c.id, 1, Some(w.owner.id), t(900))
+    );
+    assert_eq!(store.get_request(copy.id).await.unwrap(), copy);
+    assert_eq!(
+        names(&store, c.id).await,
+        [
+            ("first".to_owned(), 0),
+            ("first (copy)".to_owned(), 1),
+            ("second".to_owned(), 2)
+        ]
+    );
+    assert_eq!(store.get_request(first.id).await.unwrap(), first);
+    assert_not_found(
+        store
+            .duplicate_request(RequestId::new(), "x", t(900), w.owner.id)
+            .await,
+    );
+    assert_eq!(store.list_requests(c.id).await.unwrap().len(), 3);
+}

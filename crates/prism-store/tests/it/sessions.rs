@@ -132,3 +132,72 @@ pub async fn sessions_are_deleted_singly_by_user_and_by_expiry(store: Arc<dyn St
     assert_eq!(store.delete_user_sessions(ada.id).await.unwrap(), 0);
     assert_eq!(store.delete_user_sessions(bob.id).await.unwrap(), 1);
 }
+
+pub async fn changing_the_password_ends_every_session_but_the_replacement(store: Arc<dyn Store>) {
+    let ada = seed_user(&store, "ada@example.test").await;
+    let bob = seed_user(&store, "bob@example.test").await;
+    for (hash, user) in [
+        (&b"ada-1"[..], ada.id),
+        (b"ada-2", ada.id),
+        (b"bob-1", bob.id),
+    ] {
+        store
+            .insert_session(&session(user, hash, t(1000)))
+            .await
+            .unwrap();
+    }
+    let replacement = session(ada.id, b"ada-new", t(2000));
+    let ended = store
+        .change_password(ada.id, "$argon2id$new", t(50), Some(&replacement))
+        .await
+        .unwrap();
+    assert_eq!(ended, 2);
+    let stored = store.get_user(ada.id).await.unwrap();
+    assert_eq!(
+        (stored.password_hash.as_str(), stored.updated_at),
+        ("$argon2id$new", t(50))
+    );
+    assert_eq!(store.find_session(b"ada-1", t(0)).await.unwrap(), None);
+    assert_eq!(store.find_session(b"ada-2", t(0)).await.unwrap(), None);
+    assert_eq!(
+        store.find_session(b"ada-new", t(0)).await.unwrap(),
+        Some(replacement)
+    );
+    assert!(
+        store.find_session(b"bob-1", t(0)).await.unwrap().is_some(),
+        "other users keep their sessions"
+    );
+
+    // Without a replacement every session ends.
+    assert_eq!(
+        store
+            .change_password(ada.id, "$argon2id$newer", t(60), None)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.find_session(b"ada-new", t(0)).await.unwrap(), None);
+
+    // A failing replacement (its token is taken) leaves password and sessions as they were.
+    store
+        .insert_session(&session(ada.id, b"ada-3", t(1000)))
+        .await
+        .unwrap();
+    let clash = session(ada.id, b"bob-1", t(2000));
+    assert_conflict(
+        store
+            .change_password(ada.id, "$argon2id$lost", t(70), Some(&clash))
+            .await,
+        Conflict::Duplicate("session"),
+    );
+    assert_eq!(
+        store.get_user(ada.id).await.unwrap().password_hash,
+        "$argon2id$newer"
+    );
+    assert!(store.find_session(b"ada-3", t(0)).await.unwrap().is_some());
+    assert_not_found(
+        store
+            .change_password(UserId::new(), "$argon2id$x", t(80), None)
+            .await,
+    );
+}

@@ -169,3 +169,41 @@ pub async fn missing_user_is_not_found(store: Arc<dyn Store>) {
     assert_not_found(store.update_user_password(missing, "x", t(1)).await);
     assert_not_found(store.update_user_admin(missing, true, t(1)).await);
 }
+
+pub async fn first_user_only_insert_stores_nothing_once_an_account_exists(store: Arc<dyn Store>) {
+    let first = user("ada@example.test");
+    let stored = store.insert_first_user(&first).await.unwrap();
+    assert_eq!(
+        stored,
+        Some(User {
+            is_admin: true,
+            ..first.clone()
+        })
+    );
+    let second = user("grace@example.test");
+    assert_eq!(store.insert_first_user(&second).await.unwrap(), None);
+    assert_not_found(store.get_user(second.id).await);
+    assert_eq!(store.count_users().await.unwrap(), 1);
+}
+
+pub async fn concurrent_first_only_inserts_store_exactly_one(store: Arc<dyn Store>) {
+    warm_up_connections(&store).await;
+    let start = Arc::new(tokio::sync::Barrier::new(6));
+    let handles = (0..6).map(|i| {
+        let (store, start) = (store.clone(), start.clone());
+        tokio::spawn(async move {
+            start.wait().await;
+            store
+                .insert_first_user(&user(&format!("racer{i}@example.test")))
+                .await
+        })
+    });
+    let stored: Vec<User> = join_all(handles)
+        .await
+        .into_iter()
+        .filter_map(|joined| joined.expect("task").expect("insert first user"))
+        .collect();
+    assert_eq!(stored.len(), 1, "stored: {stored:?}");
+    assert!(stored[0].is_admin);
+    assert_eq!(store.list_users().await.unwrap(), stored);
+}
