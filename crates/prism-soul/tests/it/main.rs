@@ -8,6 +8,6 @@ mod history;
 mod openapi;
 mod send;
 mod support;
-mod ui;
 mod tokens;
+mod ui;
 mod workspaces;
