@@ -13,7 +13,7 @@ const pick = (o, ...keys) => { for (const k of keys) { const v = k.split('.').re
 
 function cards(a) {
   const total = num(pick(a, 'total', 'count', 'summary.total', 'summary.count', 'totals.count', 'requests'));
-  const failed = num(pick(a, 'failed', 'errors', 'summary.failed', 'summary.errors', 'totals.failed'));
+  const failed = num(pick(a, 'failures', 'failed', 'errors', 'summary.failed', 'summary.errors', 'totals.failed'));
   const items = [
     ['Requests', total ?? '—'],
     ['Errors', failed ?? '—'],
@@ -33,7 +33,7 @@ function series(a) {
   if (!buckets.length) { $('an-series').replaceChildren(h('p', { class: 'muted' }, 'No executions in this window.')); return; }
   const rows = buckets.map((b) => {
     const total = num(pick(b, 'total', 'count', 'requests')) || 0;
-    const failed = num(pick(b, 'failed', 'errors', 'failures')) || 0;
+    const failed = num(pick(b, 'failures', 'failed', 'errors')) || 0;
     const ok = num(pick(b, 'succeeded', 'success', 'ok')) ?? total - failed;
     return { t: pick(b, 'start', 'time', 'bucket', 't'), ok, failed };
   });
@@ -67,16 +67,32 @@ function histogram(a) {
   $('an-histogram').replaceChildren(svg);
 }
 
+let topBy = 'by_count';
 function top(a) {
-  const list = pick(a, 'top_endpoints', 'endpoints', 'top') || [];
-  $('an-top').replaceChildren(h('tr', {}, h('th', {}, 'Endpoint'), h('th', {}, 'Requests'), h('th', {}, 'Errors'), h('th', {}, 'P95')),
+  const all = pick(a, 'top_endpoints', 'endpoints', 'top') || [];
+  // The API ranks endpoints three ways; a plain list is shown as it comes.
+  const list = Array.isArray(all) ? all : all[topBy] || [];
+  const switcher = Array.isArray(all) ? null : h('div', { class: 'subtabs', role: 'radiogroup', 'aria-label': 'Rank endpoints by' },
+    [['by_count', 'Most requests'], ['by_p99', 'Slowest (p99)'], ['by_error_rate', 'Most errors']].map(([k, label]) =>
+      h('button', { role: 'radio', 'aria-checked': String(k === topBy), onclick: () => { topBy = k; top(a); } }, label)));
+  const table = $('an-top');
+  table.previousElementSibling?.classList.contains('subtabs') && table.previousElementSibling.remove();
+  if (switcher) table.before(switcher);
+  table.replaceChildren(h('tr', {}, h('th', {}, 'Endpoint'), h('th', {}, 'Requests'), h('th', {}, 'Errors'), h('th', {}, 'P50'), h('th', {}, 'P95'), h('th', {}, 'P99')),
     ...list.map((e) => {
       const name = `${pick(e, 'method') || ''} ${pick(e, 'endpoint', 'url', 'target', 'name') || ''}`.trim();
-      const req = pick(e, 'request_id');
-      return h('tr', {}, h('td', {}, req ? h('a', { href: `/app?w=${ws}#request=${req}` }, name) : name),
-        h('td', {}, String(pick(e, 'count', 'total', 'requests') ?? '')), h('td', {}, String(pick(e, 'failed', 'errors') ?? '')),
-        h('td', {}, fmtMs(num(pick(e, 'p95_ms', 'p95')))));
+      return h('tr', {}, h('td', {}, name),
+        h('td', {}, String(pick(e, 'count', 'total', 'requests') ?? '')), h('td', {}, String(pick(e, 'failures', 'failed', 'errors') ?? '')),
+        h('td', {}, fmtMs(num(pick(e, 'p50_ms')))), h('td', {}, fmtMs(num(pick(e, 'p95_ms', 'p95')))), h('td', {}, fmtMs(num(pick(e, 'p99_ms')))));
     }));
+  if (!list.length) table.append(h('tr', {}, h('td', { colspan: 6 }, 'No executions in this window.')));
+  const services = pick(a, 'services') || [];
+  $('an-services')?.remove();
+  if (services.length) {
+    table.after(h('div', { id: 'an-services' }, h('h2', {}, 'Services (from spans)'), h('table', { class: 'table' },
+      h('tr', {}, h('th', {}, 'Service'), h('th', {}, 'Spans'), h('th', {}, 'Errors'), h('th', {}, 'P95')),
+      services.map((v) => h('tr', {}, h('td', {}, v.service), h('td', {}, String(v.spans)), h('td', {}, String(v.errors)), h('td', {}, fmtMs(num(v.p95_ms))))))));
+  }
 }
 
 async function load(window) {
