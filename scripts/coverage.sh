@@ -25,7 +25,7 @@ if [ "${1:-}" != "--report" ]; then
   fi
   # Only the gated crates' own test suites; a separate target dir keeps the instrumented build
   # from invalidating the normal one.
-  cargo tarpaulin --locked --engine llvm --skip-clean --target-dir target/tarpaulin \
+  cargo tarpaulin --locked --engine llvm --skip-clean --target-dir target/tarpaulin --timeout 900 \
     -p prism-intercept -p prism-grpc -p prism-soul \
     --out Lcov --output-dir "$OUT" >"$OUT.log" 2>&1 || {
     tail -n 60 "$OUT.log"
