@@ -1,7 +1,8 @@
 // PRISM's web UI in headless Chromium, the way a user goes through it:
 // sign up → workspace → collection → REST request to the test upstream → send → status and body
 // → the waterfall shows PRISM's span and the upstream's own (exported over OTLP) → history →
-// analytics → a second user with the viewer role cannot edit.
+// gRPC service and method pickers from a pasted proto → analytics → a second user with the viewer
+// role cannot edit.
 //
 // Usage: node journey.mjs <prism-url> <upstream-url> <screenshot-dir>
 // Started by crates/prism-cli/tests/it/browser.rs; exits non-zero with a message on failure.
@@ -188,6 +189,34 @@ try {
   await page.waitForSelector('.tab[aria-selected=true]:has-text("/orders/")');
   await page.waitForSelector('#resp-body:has-text("order-42")');
   await page.waitForSelector('#gantt .bar[aria-label^="journey-upstream: SELECT orders"]');
+
+  step('a gRPC request with a pasted proto offers its services and methods in pickers');
+  await page.click('#tab-new');
+  await page.selectOption('#r-protocol', 'grpc');
+  await page.click('#editor [role=tab][data-pane=proto]');
+  await page.fill('#r-proto', [
+    'syntax = "proto3";', 'package journey.v1;',
+    'message Order { string id = 1; }', 'message Orders { repeated Order orders = 1; }',
+    'service OrderService {', '  rpc Get(Order) returns (Order);', '  rpc Watch(Order) returns (stream Order);',
+    '  rpc Upload(stream Order) returns (Orders);', '}',
+  ].join('\n'));
+  await page.fill('#r-address', '127.0.0.1:9');
+  await page.click('#editor [role=tab][data-pane=service]');
+  await page.waitForSelector('#g-service:not([hidden]) option[value="journey.v1.OrderService"]', { state: 'attached' });
+  await page.selectOption('#g-service', 'journey.v1.OrderService');
+  await page.waitForSelector('#g-method option[value="Watch"]', { state: 'attached' });
+  check((await page.textContent('#g-method option[value="Watch"]')).includes('server-streaming'), 'the method picker shows the call kind');
+  await page.selectOption('#g-method', 'Upload');
+  check(await page.inputValue('#r-service') === 'journey.v1.OrderService', 'picking a service fills it in');
+  check(await page.inputValue('#r-grpc-method') === 'Upload', 'picking a method fills it in');
+  await page.click('#editor [role=tab][data-pane=message]');
+  await page.waitForSelector('#g-hint:has-text("JSON list")');
+  await page.click('#editor [role=tab][data-pane=proto]');
+  await page.fill('#r-proto', 'syntax = "proto3";\nservice Broken {');
+  await page.waitForSelector('#g-proto-error:has-text("(invalid_proto)")');
+  check(await page.inputValue('#r-grpc-method') === 'Upload', 'a failed load keeps what was typed');
+  page.once('dialog', (d) => d.accept()); // "discard unsaved changes?"
+  await page.click('.tab[aria-selected=true] .t-close');
 
   step('analytics counts it');
   const probe = await call(page, 'GET', `/api/workspaces/${ws}/analytics?window=1h`);

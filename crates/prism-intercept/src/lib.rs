@@ -114,6 +114,8 @@ pub fn router(state: InterceptState) -> Router {
         .route("/graphql/", post(api::run::graphql))
         .route("/grpc", post(api::run::grpc))
         .route("/grpc/", post(api::run::grpc))
+        .route("/grpc/services", post(api::run::grpc_services))
+        .route("/grpc/services/", post(api::run::grpc_services))
         .route("/run", post(api::run::run))
         .layer(DefaultBodyLimit::max(limit));
     Router::new()

@@ -270,7 +270,7 @@ async function loadEnv() {
   }
   showVars();
 }
-$('env-select')?.addEventListener('change', (ev) => { localStorage.setItem(envKey, ev.target.value); loadEnv(); });
+$('env-select')?.addEventListener('change', (ev) => { localStorage.setItem(envKey, ev.target.value); loadEnv(); editor?.scheduleServices(); });
 $('env-new')?.addEventListener('click', () => ask('New environment', 'Name', '', async (name) => {
   const env = await api('POST', `/api/workspaces/${ws}/environments`, { name, variables: [] });
   $('env-select').append(h('option', { value: env.id }, env.name));
@@ -348,6 +348,13 @@ const tabs = [];
 let current = null;
 let tabSeq = 0;
 const editor = ws && $('editor') ? new Editor(() => edited()) : null;
+// Listing a gRPC server's services contacts it, like an ad-hoc send: editors only.
+if (editor && canEdit) {
+  editor.lister = {
+    body: (fields) => ({ ...fields, timeout_ms: fields.timeout_ms ?? 10000, environment_id: $('env-select')?.value || undefined }),
+    list: (body) => api('POST', `/api/workspaces/${ws}/grpc/services`, body),
+  };
+}
 
 function edited() {
   if (!current || current.readOnly) return;

@@ -82,6 +82,19 @@ function textOf(v) {
   return typeof v === 'string' ? v : JSON.stringify(v, null, 2);
 }
 
+/** A gRPC method's call kind, as the pickers show it. */
+export function callKind(m) {
+  if (m.client_streaming) return m.server_streaming ? 'bidi' : 'client-streaming';
+  return m.server_streaming ? 'server-streaming' : 'unary';
+}
+
+/** The listed service a typed name means: its full name, or its simple name. */
+function serviceNamed(services, typed) {
+  const name = typed.trim().replace(/^\./, '');
+  if (!name) return null;
+  return services.find((s) => s.name === name) || services.find((s) => s.name.split('.').pop() === name) || null;
+}
+
 /** The editor bound to the DOM skeleton the server rendered. */
 export class Editor {
   constructor(onChange) {
@@ -98,9 +111,31 @@ export class Editor {
       $(id).addEventListener('change', changed);
     }
     $('r-url').addEventListener('input', () => { this.urlChanged(); changed(); });
-    $('r-protocol').addEventListener('change', () => { this.showProtocol(); changed(); });
+    $('r-protocol').addEventListener('change', () => { this.showProtocol(); this.scheduleServices(); changed(); });
     $('r-body-kind').addEventListener('change', () => { this.showBodyKind(); changed(); });
     $('r-format').addEventListener('click', () => this.formatJson());
+    // gRPC pickers: filled from the services the page's `lister` returns ({body, list}; none for
+    // viewers). The text boxes stay the source of truth, so a failed load keeps free-text entry.
+    this.lister = null;
+    this.services = null;
+    this.listedKey = null;
+    this.listSeq = 0;
+    this.listTimer = 0;
+    for (const id of ['r-address', 'r-proto']) $(id).addEventListener('input', () => this.scheduleServices());
+    $('r-tls').addEventListener('change', () => this.scheduleServices());
+    $('g-load').addEventListener('click', () => this.listServices(true));
+    $('g-service').addEventListener('change', () => {
+      $('r-service').value = $('g-service').value;
+      $('r-grpc-method').value = '';
+      this.renderPickers();
+      changed();
+    });
+    $('g-method').addEventListener('change', () => {
+      $('r-grpc-method').value = $('g-method').value;
+      this.renderPickers();
+      changed();
+    });
+    for (const id of ['r-service', 'r-grpc-method']) $(id).addEventListener('input', () => this.renderPickers());
     for (const tab of document.querySelectorAll('#editor .subtabs [role=tab]')) {
       tab.addEventListener('click', () => this.showPane(tab.dataset.pane));
     }
@@ -139,6 +174,71 @@ export class Editor {
     if (!current || current.hidden) {
       this.showPane({ rest: 'params', graphql: 'query', grpc: 'service' }[protocol]);
     }
+  }
+
+  /** Lists the services again shortly after the address or the proto stopped changing. */
+  scheduleServices() {
+    clearTimeout(this.listTimer);
+    this.listTimer = setTimeout(() => this.listServices(false), 600);
+  }
+
+  /** Loads the services into the pickers (`force`: even if nothing changed since the last load). */
+  async listServices(force) {
+    if ($('r-protocol').value !== 'grpc') return;
+    const status = $('g-status');
+    if (!this.lister) {
+      if (force) status.textContent = 'Loading services needs the editor role.';
+      return;
+    }
+    const fields = this.read();
+    if (!fields.server_address) {
+      if (force) status.textContent = 'Enter the server address first.';
+      return;
+    }
+    const body = this.lister.body(fields);
+    const key = JSON.stringify([body.server_address, body.proto_files, body.use_tls, body.metadata, body.environment_id]);
+    if (!force && key === this.listedKey) return;
+    this.listedKey = key;
+    const seq = ++this.listSeq;
+    status.textContent = 'Loading services…';
+    $('g-address-error').textContent = '';
+    $('g-proto-error').textContent = '';
+    try {
+      const answer = await this.lister.list(body);
+      if (seq !== this.listSeq) return;
+      this.services = answer.services || [];
+      const n = this.services.length;
+      status.textContent = n ? `${n} service${n === 1 ? '' : 's'}` : 'The server lists no services.';
+    } catch (e) {
+      if (seq !== this.listSeq) return;
+      this.services = null;
+      this.listedKey = null;
+      status.textContent = `Could not load services: ${e.message}`;
+      const proto = e.code === 'invalid_proto' || e.field === 'proto_files';
+      $(proto ? 'g-proto-error' : 'g-address-error').textContent = e.message + (e.code ? ` (${e.code})` : '');
+    }
+    this.renderPickers();
+  }
+
+  /** Shows the pickers for the listed services, selecting what the text boxes name. */
+  renderPickers() {
+    const services = this.services || [];
+    const svcPick = $('g-service');
+    const methodPick = $('g-method');
+    svcPick.hidden = methodPick.hidden = !services.length;
+    const service = serviceNamed(services, $('r-service').value);
+    svcPick.replaceChildren(h('option', { value: '' }, 'Choose a service…'),
+      ...services.map((s) => h('option', { value: s.name, selected: s === service }, s.name)));
+    const methods = service ? service.methods : [];
+    const typed = $('r-grpc-method').value.trim();
+    const method = methods.find((m) => m.name === typed) || null;
+    methodPick.replaceChildren(h('option', { value: '' }, service ? 'Choose a method…' : 'Choose a service first'),
+      ...methods.map((m) => h('option', { value: m.name, selected: m === method }, `${m.name} — ${callKind(m)}`)));
+    const hint = $('g-hint');
+    hint.hidden = !method?.client_streaming;
+    hint.textContent = method?.client_streaming
+      ? `${method.name} is ${callKind(method)}: write the messages as a JSON list, e.g. [{…}, {…}] (${method.input_type}).`
+      : '';
   }
 
   showPane(name) {
@@ -195,6 +295,13 @@ export class Editor {
     $('editor').classList.toggle('ro', readOnly);
     this.showProtocol();
     this.showBodyKind();
+    // Another request: its own services (listed again when it is a gRPC one).
+    this.services = null;
+    this.listedKey = null;
+    this.listSeq++;
+    $('g-status').textContent = '';
+    this.renderPickers();
+    if (protocol === 'grpc' && !readOnly) this.scheduleServices();
     this.syncing = false;
   }
 

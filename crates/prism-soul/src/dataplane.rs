@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::body::to_bytes;
 use axum::http::StatusCode;
 use prism_domain::execution::ExecutionSource;
-use prism_domain::request::RequestSpec;
+use prism_domain::request::{GrpcSpec, RequestSpec};
 use prism_domain::{RequestId, UserId, WorkspaceId};
 use prism_intercept::InterceptState;
 use prism_intercept::api::auth::{USER_HEADER, WORKSPACE_HEADER};
@@ -76,21 +76,10 @@ impl DataPlane {
                     source: ExecutionSource::Api,
                     created_by: Some(dispatch.user),
                 };
-                let response =
-                    prism_intercept::api::run::run_in_process(state, &origin, dispatch.spec).await;
-                let response = match response {
-                    Ok(response) => response,
-                    Err(err) => {
-                        let mut out = ApiError::new(err.status, err.code, err.message);
-                        out.retry_after = err.retry_after.map(u64::from);
-                        return Err(out);
-                    }
-                };
-                let status = response.status();
-                let bytes = to_bytes(response.into_body(), MAX_ANSWER)
-                    .await
-                    .map_err(|e| data_plane_failed(format!("could not read the answer: {e}")))?;
-                answer(status, &bytes)
+                in_process_answer(
+                    prism_intercept::api::run::run_in_process(state, &origin, dispatch.spec).await,
+                )
+                .await
             }
             DataPlane::Remote(remote) => {
                 let mut body = serde_json::to_value(&dispatch.spec)
@@ -101,34 +90,93 @@ impl DataPlane {
                         object.insert("request_id".into(), id.to_string().into());
                     }
                 }
-                let response = remote
-                    .client
-                    .post(format!("{}/run", remote.base))
-                    .bearer_auth(&remote.credential)
-                    .header(WORKSPACE_HEADER, dispatch.workspace.to_string())
-                    .header(USER_HEADER, dispatch.user.to_string())
-                    .json(&body)
-                    .send()
+                remote
+                    .post("/run", dispatch.workspace, dispatch.user, &body)
                     .await
-                    .map_err(|e| {
-                        tracing::warn!(error = %e, base = %remote.base, "data plane unreachable");
-                        ApiError::new(
-                            StatusCode::BAD_GATEWAY,
-                            "data_plane_unavailable",
-                            "the data plane (intercept) could not be reached; nothing was run",
-                        )
-                        .with_retry_after(2)
-                    })?;
-                let status = StatusCode::from_u16(response.status().as_u16())
-                    .unwrap_or(StatusCode::BAD_GATEWAY);
-                let bytes = response
-                    .bytes()
-                    .await
-                    .map_err(|e| data_plane_failed(format!("could not read the answer: {e}")))?;
-                answer(status, &bytes)
             }
         }
     }
+
+    /// The services (and methods) the gRPC server `spec` names offers, by reflection or from its
+    /// pasted files: the data plane's `{services: [...]}`. The data plane contacts the server
+    /// (under its outbound policy) and records nothing; `spec`'s service, method and message are
+    /// ignored. The caller has already been authorized for `workspace`.
+    pub async fn grpc_services(
+        &self,
+        workspace: WorkspaceId,
+        user: UserId,
+        spec: &GrpcSpec,
+    ) -> Result<Value, ApiError> {
+        match self {
+            DataPlane::InProcess(state) => {
+                in_process_answer(
+                    prism_intercept::api::run::grpc_services_in_process(state, spec).await,
+                )
+                .await
+            }
+            DataPlane::Remote(remote) => {
+                let body = serde_json::to_value(spec)
+                    .map_err(|e| data_plane_failed(format!("could not encode the request: {e}")))?;
+                remote.post("/grpc/services", workspace, user, &body).await
+            }
+        }
+    }
+}
+
+impl RemoteDataPlane {
+    /// `POST {base}{path}` with the service credential on behalf of `user` in `workspace`.
+    async fn post(
+        &self,
+        path: &str,
+        workspace: WorkspaceId,
+        user: UserId,
+        body: &Value,
+    ) -> Result<Value, ApiError> {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.credential)
+            .header(WORKSPACE_HEADER, workspace.to_string())
+            .header(USER_HEADER, user.to_string())
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, base = %self.base, "data plane unreachable");
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "data_plane_unavailable",
+                    "the data plane (intercept) could not be reached; nothing was run",
+                )
+                .with_retry_after(2)
+            })?;
+        let status =
+            StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| data_plane_failed(format!("could not read the answer: {e}")))?;
+        answer(status, &bytes)
+    }
+}
+
+/// The answer of a data-plane handler called in this process, as [`answer`] reads it.
+async fn in_process_answer(
+    response: Result<axum::response::Response, prism_intercept::api::ApiError>,
+) -> Result<Value, ApiError> {
+    let response = match response {
+        Ok(response) => response,
+        Err(err) => {
+            let mut out = ApiError::new(err.status, err.code, err.message);
+            out.retry_after = err.retry_after.map(u64::from);
+            return Err(out);
+        }
+    };
+    let status = response.status();
+    let bytes = to_bytes(response.into_body(), MAX_ANSWER)
+        .await
+        .map_err(|e| data_plane_failed(format!("could not read the answer: {e}")))?;
+    answer(status, &bytes)
 }
 
 fn data_plane_failed(message: String) -> ApiError {

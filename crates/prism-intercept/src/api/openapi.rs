@@ -5,7 +5,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
-use super::run::{GraphqlCall, GrpcAnswer, GrpcCall, HttpAnswer, Link, RestCall};
+use super::run::{
+    GraphqlCall, GrpcAnswer, GrpcCall, GrpcMethodView, GrpcServiceView, GrpcServices,
+    GrpcServicesCall, GrpcTarget, HttpAnswer, Link, RestCall,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,6 +20,7 @@ use super::run::{GraphqlCall, GrpcAnswer, GrpcCall, HttpAnswer, Link, RestCall};
         super::run::rest,
         super::run::graphql,
         super::run::grpc,
+        super::run::grpc_services,
         super::run::run,
         super::stream::stream,
         crate::otlp::http::export_traces,
@@ -25,7 +29,8 @@ use super::run::{GraphqlCall, GrpcAnswer, GrpcCall, HttpAnswer, Link, RestCall};
         crate::telemetry::metrics_endpoint,
     ),
     components(schemas(
-        RestCall, GraphqlCall, GrpcCall, Link, HttpAnswer, GrpcAnswer, ErrorBody, ErrorDetail
+        RestCall, GraphqlCall, GrpcCall, GrpcTarget, Link, HttpAnswer, GrpcAnswer,
+        GrpcServicesCall, GrpcServices, GrpcServiceView, GrpcMethodView, ErrorBody, ErrorDetail
     )),
     modifiers(&BearerAuth),
 )]

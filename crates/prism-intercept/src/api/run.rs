@@ -1,5 +1,6 @@
 //! `POST /rest`, `POST /graphql`, `POST /grpc` and `POST /run`: run a request against its target with trace
-//! context and record it.
+//! context and record it. `POST /grpc/services` lists what a gRPC server offers (nothing is run
+//! or recorded).
 //!
 //! The JSON is snake_case and accepts upstream PRISM's request shapes (`headers` as an object,
 //! `body` as a string, `operation_name`, `request_id`; `collection_id`/`created_by_id` ignored)
@@ -500,13 +501,11 @@ async fn execute_as(
             let (traceparent, tracestate) = incoming_trace_metadata(&grpc.metadata);
             let ctx = ClientSpanContext::start(traceparent.as_deref(), tracestate.as_deref());
             let started_at = state.clock.now();
-            let outcome = state.grpc.execute(&grpc, &ctx).await.map_err(|err| {
-                let mut error = ApiError::bad_request(err.code(), err.message());
-                if matches!(err, GrpcRequestError::Unreachable { .. }) {
-                    error.status = axum::http::StatusCode::BAD_GATEWAY;
-                }
-                error
-            })?;
+            let outcome = state
+                .grpc
+                .execute(&grpc, &ctx)
+                .await
+                .map_err(grpc_request_error)?;
             let captured = capture_grpc(&outcome, &ctx, origin, started_at);
             let answer = grpc_answer(&outcome, &captured.execution, &captured.span, &ctx);
             slot.record(captured.into_record());
@@ -515,16 +514,31 @@ async fn execute_as(
     }
 }
 
-/// `POST /grpc`: any method of any service, schema from server reflection (default) or pasted
-/// `.proto` files.
+/// A request the executor refused (see [`GrpcRequestError::code`]): a 400, except a target that
+/// could not be reached (only when listing services, which has no outcome to report it in): a
+/// destination the outbound policy refuses is `403 blocked`, any other failure `502 unreachable`.
+fn grpc_request_error(err: GrpcRequestError) -> ApiError {
+    match err {
+        GrpcRequestError::Unreachable {
+            kind: ErrorKind::Blocked,
+            message,
+        } => ApiError::new(axum::http::StatusCode::FORBIDDEN, "blocked", message),
+        GrpcRequestError::Unreachable { kind, message } => ApiError::new(
+            axum::http::StatusCode::BAD_GATEWAY,
+            "unreachable",
+            format!("{message} ({})", kind.as_str()),
+        ),
+        other => ApiError::bad_request(other.code(), other.message()),
+    }
+}
+
+/// Where a gRPC server is and how to learn its schema: the part of `/grpc`'s body that
+/// `/grpc/services` takes too.
 #[derive(Debug, Deserialize, ToSchema)]
-pub(crate) struct GrpcCall {
+pub(crate) struct GrpcTarget {
     /// `host:port` or an `http://` / `https://` URL (upstream: `server_address`).
     #[serde(alias = "server_address")]
     address: String,
-    /// Fully qualified (`pkg.Service`) or simple name.
-    service: String,
-    method: String,
     /// `{"kind": "reflection"}` or `{"kind": "files", "files": [{name, content}]}`.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
@@ -539,10 +553,55 @@ pub(crate) struct GrpcCall {
     /// Upstream's switch (its TLS never worked; here it means TLS with the system roots).
     #[serde(default)]
     use_tls: Option<bool>,
-    /// As `headers` in `/rest`.
+    /// As `headers` in `/rest` (also sent with reflection calls).
     #[serde(default)]
     #[schema(value_type = Object)]
     metadata: HeaderRows,
+    /// Covers reflection, connecting and the call.
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+}
+
+impl GrpcTarget {
+    /// The spec of a call of `service`/`method` with `message` on this target.
+    fn into_spec(self, service: String, method: String, message: String) -> GrpcSpec {
+        let proto = match (self.proto, self.proto_file) {
+            (Some(proto), _) => proto,
+            (None, Some(text)) if !text.trim().is_empty() => ProtoSource::Files {
+                files: vec![ProtoFile {
+                    name: "uploaded.proto".into(),
+                    content: text,
+                }],
+            },
+            (None, _) => ProtoSource::Reflection,
+        };
+        let tls = self.tls.unwrap_or(GrpcTls {
+            enabled: self.use_tls.unwrap_or(false),
+            ca_pem: None,
+            verify: None,
+        });
+        GrpcSpec {
+            address: self.address,
+            service,
+            method,
+            proto,
+            tls,
+            metadata: self.metadata.0,
+            message,
+            timeout_ms: self.timeout_ms,
+        }
+    }
+}
+
+/// `POST /grpc`: any method of any service, schema from server reflection (default) or pasted
+/// `.proto` files.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct GrpcCall {
+    #[serde(flatten)]
+    target: GrpcTarget,
+    /// Fully qualified (`pkg.Service`) or simple name.
+    service: String,
+    method: String,
     /// Upstream's name for the message JSON; `message` is PRISM's.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
@@ -551,8 +610,6 @@ pub(crate) struct GrpcCall {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     message: Option<Value>,
-    #[serde(default)]
-    timeout_ms: Option<u64>,
     #[serde(flatten)]
     link: Link,
 }
@@ -580,32 +637,112 @@ pub async fn grpc(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let call: GrpcCall = parse_json(&body_bytes(body)?)?;
-    let proto = match (call.proto, call.proto_file) {
-        (Some(proto), _) => proto,
-        (None, Some(text)) if !text.trim().is_empty() => ProtoSource::Files {
-            files: vec![ProtoFile {
-                name: "uploaded.proto".into(),
-                content: text,
-            }],
-        },
-        (None, _) => ProtoSource::Reflection,
-    };
-    let tls = call.tls.unwrap_or(GrpcTls {
-        enabled: call.use_tls.unwrap_or(false),
-        ca_pem: None,
-        verify: None,
-    });
-    let spec = GrpcSpec {
-        address: call.address,
-        service: call.service,
-        method: call.method,
-        proto,
-        tls,
-        metadata: call.metadata.0,
-        message: message_text(call.message.or(call.body)),
-        timeout_ms: call.timeout_ms,
-    };
+    let message = message_text(call.message.or(call.body));
+    let spec = call.target.into_spec(call.service, call.method, message);
     run_spec(&state, &headers, &call.link, RequestSpec::Grpc(spec)).await
+}
+
+/// `POST /grpc/services`: where a server is and how to learn its schema, as for `/grpc` (fields
+/// for a call — `service`, `method`, `message` — are ignored).
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct GrpcServicesCall {
+    #[serde(flatten)]
+    target: GrpcTarget,
+    /// The workspace to authorize against (as in `/grpc`; nothing is recorded).
+    #[serde(default)]
+    workspace_id: Option<String>,
+}
+
+/// The answer of `/grpc/services`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct GrpcServices {
+    /// Sorted by name.
+    services: Vec<GrpcServiceView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct GrpcServiceView {
+    /// Fully qualified, e.g. `acme.orders.v1.Orders`.
+    name: String,
+    /// In the order the schema declares them.
+    methods: Vec<GrpcMethodView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct GrpcMethodView {
+    name: String,
+    /// Fully qualified message type names.
+    input_type: String,
+    output_type: String,
+    /// Both streaming flags set: bidirectional streaming.
+    client_streaming: bool,
+    server_streaming: bool,
+}
+
+/// `POST /grpc/services`: the services and methods a gRPC server offers — by server reflection, or
+/// from the pasted `.proto` files — for pickers in clients. Authorized like `/grpc` (it contacts
+/// the target); nothing is recorded, as nothing is executed.
+#[utoipa::path(post, path = "/grpc/services", request_body = GrpcServicesCall,
+    responses(
+        (status = 200, description = "The services and their methods", body = GrpcServices),
+        (status = 400, description = "`invalid_json`, `invalid_request`, `invalid_id`, `workspace_required`, `invalid_proto` (the message starts with file:line:column), `invalid_address`, `invalid_tls_config`, `invalid_metadata`, `reflection_failed`", body = ErrorBody),
+        (status = 401, description = "`missing_credentials` / `invalid_credentials`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role is below editor; `blocked`: the outbound policy refuses the address", body = ErrorBody),
+        (status = 404, description = "`workspace_not_found`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 502, description = "`unreachable`: the server could not be reached (refused, DNS, TLS, timeout…)", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+    tag = "run"
+)]
+pub async fn grpc_services(
+    State(state): State<InterceptState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let call: GrpcServicesCall = parse_json(&body_bytes(body)?)?;
+    let link = Link {
+        request_id: None,
+        workspace_id: call.workspace_id,
+    };
+    prepare(&state, &headers, &link).await?;
+    let spec = call
+        .target
+        .into_spec(String::new(), String::new(), String::new());
+    grpc_services_in_process(&state, &spec).await
+}
+
+/// Lists the services `spec`'s schema source offers for an already-authorized caller (the control
+/// plane's path under `prism up`): `/grpc/services`' answer or error. `spec`'s service, method and
+/// message are ignored.
+pub async fn grpc_services_in_process(
+    state: &InterceptState,
+    spec: &GrpcSpec,
+) -> Result<Response, ApiError> {
+    let services = state
+        .grpc
+        .list_services(spec)
+        .await
+        .map_err(grpc_request_error)?;
+    let services = services
+        .into_iter()
+        .map(|service| GrpcServiceView {
+            name: service.name,
+            methods: service
+                .methods
+                .into_iter()
+                .map(|m| GrpcMethodView {
+                    name: m.name,
+                    input_type: m.input_type,
+                    output_type: m.output_type,
+                    client_streaming: m.client_streaming,
+                    server_streaming: m.server_streaming,
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(Json(GrpcServices { services }).into_response())
 }
 
 /// The answer of `/grpc`: upstream's fields plus PRISM's.

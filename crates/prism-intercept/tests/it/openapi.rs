@@ -13,6 +13,7 @@ const SERVED: &[(&str, &str)] = &[
     ("post", "/rest"),
     ("post", "/graphql"),
     ("post", "/grpc"),
+    ("post", "/grpc/services"),
     ("post", "/run"),
     ("get", "/traces/stream"),
     ("post", "/v1/traces"),

@@ -14,6 +14,7 @@ pub mod collections;
 pub mod environments;
 pub mod error;
 pub mod extract;
+pub mod grpc;
 pub mod history;
 pub mod openapi;
 pub mod requests;
@@ -42,6 +43,7 @@ pub fn router() -> OpenApiRouter<SoulState> {
         .merge(environments::routes())
         .merge(send::routes())
         .merge(history::routes())
+        .merge(grpc::routes())
 }
 
 /// Any path no route matches: a JSON 404.

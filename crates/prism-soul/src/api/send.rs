@@ -57,7 +57,10 @@ pub struct AdHocSendInput {
 }
 
 /// An optional id in a JSON body: blank is none, a malformed one is `422 invalid_field`.
-fn optional_id<T: std::str::FromStr>(field: &str, raw: Option<&str>) -> ApiResult<Option<T>> {
+pub(crate) fn optional_id<T: std::str::FromStr>(
+    field: &str,
+    raw: Option<&str>,
+) -> ApiResult<Option<T>> {
     match raw.map(str::trim).filter(|r| !r.is_empty()) {
         None => Ok(None),
         Some(raw) => raw
@@ -86,7 +89,7 @@ fn missing_as<T>(result: Result<T, StoreError>, not_found: fn() -> ApiError) -> 
 
 /// The chosen environment, which must belong to `workspace` (otherwise it is as missing as one
 /// that does not exist).
-async fn environment(
+pub(crate) async fn environment(
     state: &SoulState,
     workspace: WorkspaceId,
     id: Option<EnvironmentId>,
@@ -104,6 +107,20 @@ async fn environment(
     Ok(Some(found))
 }
 
+/// `spec` with its `{{variables}}` filled from `environment` (none: no variables), or the
+/// resolution's error (unknown names, cycles, undecryptable secrets).
+pub(crate) fn resolve(
+    state: &SoulState,
+    environment: Option<&Environment>,
+    spec: RequestSpec,
+) -> ApiResult<RequestSpec> {
+    let variables = Variables::new(
+        environment.map_or(&[][..], |e| &e.variables[..]),
+        &state.secrets,
+    );
+    Ok(variables.resolve(spec, state.clock.now())?)
+}
+
 /// Resolves the variables and hands the request to the data plane.
 async fn dispatch(
     state: &SoulState,
@@ -113,11 +130,7 @@ async fn dispatch(
     environment: Option<&Environment>,
     spec: RequestSpec,
 ) -> ApiResult<axum::Json<Value>> {
-    let variables = Variables::new(
-        environment.map_or(&[][..], |e| &e.variables[..]),
-        &state.secrets,
-    );
-    let spec = variables.resolve(spec, state.clock.now())?;
+    let spec = resolve(state, environment, spec)?;
     let answer = state
         .data_plane
         .run(Dispatch {

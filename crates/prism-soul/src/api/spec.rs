@@ -183,30 +183,54 @@ impl RequestFields {
                 }))
             }
             Protocol::Grpc => {
-                let proto = if self.proto_files.is_empty() {
-                    ProtoSource::Reflection
-                } else {
-                    ProtoSource::Files {
-                        files: self.proto_files,
-                    }
-                };
-                let tls = self.tls.unwrap_or(GrpcTls {
-                    enabled: self.use_tls.unwrap_or(false),
-                    ca_pem: None,
-                    verify: None,
-                });
+                let (service, method, body) =
+                    (self.service.clone(), self.method.clone(), self.body.clone());
+                let target = self.into_grpc_target()?;
                 Ok(RequestSpec::Grpc(GrpcSpec {
-                    address: required("server_address", self.server_address.or(self.url))?,
-                    service: required("service", self.service)?,
-                    method: required("method", self.method)?,
-                    proto,
-                    tls,
-                    metadata: self.metadata,
-                    message: json_text("body", self.body)?.unwrap_or_default(),
-                    timeout_ms: self.timeout_ms,
+                    service: required("service", service)?,
+                    method: required("method", method)?,
+                    message: json_text("body", body)?.unwrap_or_default(),
+                    ..target
                 }))
             }
         }
+    }
+
+    /// The gRPC server these fields name and how to learn its schema — for listing its services,
+    /// so `service`, `method` and `body` are not needed (and left empty). `422 invalid_field` for
+    /// another protocol or no `server_address`.
+    pub fn into_grpc_server(self) -> Result<GrpcSpec, ApiError> {
+        if self.protocol.is_some_and(|p| p != Protocol::Grpc) {
+            return Err(ApiError::invalid_field("protocol", "must be grpc"));
+        }
+        self.into_grpc_target()
+    }
+
+    /// The gRPC spec's target part (`address`, `proto`, `tls`, `metadata`, `timeout_ms`), with an
+    /// empty service, method and message.
+    fn into_grpc_target(self) -> Result<GrpcSpec, ApiError> {
+        let proto = if self.proto_files.is_empty() {
+            ProtoSource::Reflection
+        } else {
+            ProtoSource::Files {
+                files: self.proto_files,
+            }
+        };
+        let tls = self.tls.unwrap_or(GrpcTls {
+            enabled: self.use_tls.unwrap_or(false),
+            ca_pem: None,
+            verify: None,
+        });
+        Ok(GrpcSpec {
+            address: required("server_address", self.server_address.or(self.url))?,
+            service: String::new(),
+            method: String::new(),
+            proto,
+            tls,
+            metadata: self.metadata,
+            message: String::new(),
+            timeout_ms: self.timeout_ms,
+        })
     }
 
     /// The API's view of a spec (the inverse of [`Self::into_spec`]).

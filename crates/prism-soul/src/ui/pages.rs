@@ -402,7 +402,7 @@ const EDITOR: &str = r#"<section id="editor" class="editor" hidden aria-label="R
 <input id="r-url" class="mono grow" aria-label="URL" placeholder="https://api.example.com/path?q=1" data-only="rest graphql" spellcheck="false">
 <input id="r-address" class="mono grow" aria-label="Server address" placeholder="host:port" data-only="grpc" spellcheck="false">
 <button id="r-save" type="button" title="Save (Ctrl+S)">Save</button><button id="r-send" class="primary" type="button" title="Send (Ctrl+Enter)">Send</button></div>
-<p class="field-error" data-for="url" role="alert"></p>
+<p class="field-error" data-for="url" role="alert"></p><p class="field-error" data-for="server_address" id="g-address-error" role="alert"></p>
 <div id="r-vars" class="vars" aria-live="polite"></div>
 <div class="subtabs" role="tablist" aria-label="Request parts">
 <button role="tab" data-pane="params" data-only="rest">Params</button><button role="tab" data-pane="headers" data-only="rest graphql">Headers</button><button role="tab" data-pane="body" data-only="rest">Body</button>
@@ -415,11 +415,12 @@ const EDITOR: &str = r#"<section id="editor" class="editor" hidden aria-label="R
 <div class="pane" data-pane="query"><textarea id="r-query" class="mono code" aria-label="GraphQL query" spellcheck="false"></textarea><p class="field-error" data-for="query" role="alert"></p><label>Operation name <input id="r-operation" class="mono"></label>
 <p><button id="gql-load" type="button">Load schema</button></p><div id="gql-schema" class="schema" aria-live="polite"></div></div>
 <div class="pane" data-pane="variables"><textarea id="r-variables" class="mono code" aria-label="GraphQL variables" spellcheck="false"></textarea><p class="field-error" data-for="variables" role="alert"></p></div>
-<div class="pane" data-pane="service"><div class="grid2"><label>Service <input id="r-service" class="mono" placeholder="package.Service" list="r-services"></label><label>Method <input id="r-grpc-method" class="mono" placeholder="Method"></label>
-<label class="check"><input type="checkbox" id="r-tls"> Use TLS</label><label>Timeout (ms) <input id="r-timeout" type="number" min="1"></label></div><datalist id="r-services"></datalist><p class="field-error" data-for="service" role="alert"></p></div>
-<div class="pane" data-pane="proto"><p class="muted">Paste a <code>.proto</code> file, or leave empty to use server reflection.</p><textarea id="r-proto" class="mono code" aria-label="Proto file" spellcheck="false"></textarea><p class="field-error" data-for="proto_files" role="alert"></p></div>
+<div class="pane" data-pane="service"><div class="row-flex"><button id="g-load" type="button" title="List the server's services (reflection) or the pasted proto's">Load services</button><span id="g-status" class="muted" role="status"></span></div>
+<div class="grid2"><label>Service <select id="g-service" aria-label="Pick a service" hidden></select><input id="r-service" class="mono" placeholder="package.Service" aria-label="Service name"></label><label>Method <select id="g-method" aria-label="Pick a method" hidden></select><input id="r-grpc-method" class="mono" placeholder="Method" aria-label="Method name"></label>
+<label class="check"><input type="checkbox" id="r-tls"> Use TLS</label><label>Timeout (ms) <input id="r-timeout" type="number" min="1"></label></div><p class="field-error" data-for="service" role="alert"></p></div>
+<div class="pane" data-pane="proto"><p class="muted">Paste a <code>.proto</code> file, or leave empty to use server reflection.</p><textarea id="r-proto" class="mono code" aria-label="Proto file" spellcheck="false"></textarea><p class="field-error" data-for="proto_files" id="g-proto-error" role="alert"></p></div>
 <div class="pane" data-pane="metadata"><div class="kv" id="r-metadata"></div></div>
-<div class="pane" data-pane="message"><textarea id="r-message" class="mono code" aria-label="Message (JSON)" spellcheck="false"></textarea></div>
+<div class="pane" data-pane="message"><p id="g-hint" class="muted" hidden></p><textarea id="r-message" class="mono code" aria-label="Message (JSON)" spellcheck="false"></textarea></div>
 <p class="error" id="r-error" role="alert"></p>
 </section>
 <section id="welcome" class="welcome"><h2>No request open</h2><p>Open a request from the sidebar, or create one with <b>+ Request</b> after selecting a collection.</p><p><button id="scratch" type="button">New unsaved request</button></p></section>

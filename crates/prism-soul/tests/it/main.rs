@@ -4,6 +4,11 @@
 mod accounts;
 mod content;
 mod environments;
+mod grpc;
+/// The real gRPC server of prism-grpc's tests, shared rather than copied.
+#[path = "../../../prism-grpc/tests/it/server.rs"]
+#[allow(dead_code)]
+mod grpc_server;
 mod history;
 mod openapi;
 mod send;
