@@ -12,6 +12,7 @@
 use prism_domain::collection::Collection;
 use prism_domain::environment::Environment;
 use prism_domain::request::SavedRequest;
+use prism_domain::trace::TraceId;
 use prism_domain::workspace::Workspace;
 use prism_domain::{CollectionId, EnvironmentId, RequestId, Role, WorkspaceId};
 use prism_store::StoreError;
@@ -160,4 +161,32 @@ pub async fn environment(
     )
     .await?;
     Ok((found, role))
+}
+
+pub fn trace_not_found() -> ApiError {
+    ApiError::not_found("trace_not_found", "no such trace in your workspaces")
+}
+
+/// The caller's workspaces a trace belongs to (through its spans or its executions); a trace in
+/// none of them is `404 trace_not_found`, like one that does not exist.
+pub async fn trace_workspaces(
+    state: &SoulState,
+    caller: &Caller,
+    trace: TraceId,
+) -> Result<Vec<WorkspaceId>, ApiError> {
+    let mut mine = Vec::new();
+    for workspace in state.store.list_trace_workspaces(trace).await? {
+        if state
+            .store
+            .find_membership(workspace, caller.user.id)
+            .await?
+            .is_some()
+        {
+            mine.push(workspace);
+        }
+    }
+    if mine.is_empty() {
+        return Err(trace_not_found());
+    }
+    Ok(mine)
 }

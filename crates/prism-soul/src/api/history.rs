@@ -432,10 +432,6 @@ pub struct TraceView {
     pub executions: Vec<ExecutionView>,
 }
 
-fn trace_not_found() -> ApiError {
-    ApiError::not_found("trace_not_found", "no such trace in your workspaces")
-}
-
 /// Every span of a trace that belongs to one of the caller's workspaces.
 #[utoipa::path(get, path = "/api/traces/{trace_id}", tag = "history",
     params(("trace_id" = String, Path, description = "32 lowercase hex digits")),
@@ -450,20 +446,7 @@ async fn get_trace(
     caller: Caller,
     PathId(trace): PathId<TraceId>,
 ) -> ApiResult<axum::Json<TraceView>> {
-    let mut mine = Vec::new();
-    for workspace in state.store.list_trace_workspaces(trace).await? {
-        if state
-            .store
-            .find_membership(workspace, caller.user.id)
-            .await?
-            .is_some()
-        {
-            mine.push(workspace);
-        }
-    }
-    if mine.is_empty() {
-        return Err(trace_not_found());
-    }
+    let mine = access::trace_workspaces(&state, &caller, trace).await?;
     let spans = state.store.list_trace_spans(trace).await?;
     let mut services: Vec<String> = spans.iter().map(|s| s.service.clone()).collect();
     services.sort();

@@ -81,21 +81,7 @@ async fn stream_trace(
             Viewer::Workspace(workspace)
         }
         None => {
-            let mut member = false;
-            for workspace in state.store.list_trace_workspaces(trace).await? {
-                if state
-                    .store
-                    .find_membership(workspace, caller.user.id)
-                    .await?
-                    .is_some()
-                {
-                    member = true;
-                    break;
-                }
-            }
-            if !member {
-                return Err(ApiError::not_found("trace_not_found", "no such trace"));
-            }
+            access::trace_workspaces(&state, &caller, trace).await?;
             Viewer::Member(caller.user.id)
         }
     };
