@@ -320,6 +320,7 @@ pub trait Store:
     + SessionStore
     + ApiTokenStore
     + IngestKeyStore
+    + crate::AnalyticsStore
     + std::fmt::Debug
 {
     fn backend(&self) -> Backend;

@@ -1,0 +1,434 @@
+//! The analytics SQL shared by both backends (compiled once per backend, like `sql.rs`): writing
+//! rollups inside the ingest transactions, and answering [`AnalyticsStore`] from them.
+//! The design is described in `analytics.rs`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use futures_util::TryStreamExt;
+use prism_domain::analytics::{Granularity, LatencyHistogram, LatencyStats, cover, floor_to};
+use prism_domain::execution::Execution;
+use prism_domain::request::Protocol;
+use prism_domain::trace::Span;
+use prism_domain::{Timestamp, WorkspaceId};
+use sqlx::{QueryBuilder, Row};
+use uuid::Uuid;
+
+use super::{Db, Repo};
+use crate::analytics::{
+    AnalyticsQuery, AnalyticsStore, EndpointKey, ExecutionAnalytics, ExecutionKey,
+    ServiceAnalytics, SpanKey, coarsest_for, execution_rollups, span_rollups, workspace_lock_key,
+};
+use crate::{Result, StoreError};
+
+type Conn = <Db as sqlx::Database>::Connection;
+type DbRow = <Db as sqlx::Database>::Row;
+
+/// Rollup rows per statement: 13 parameters each stays far below SQLite's 32 766.
+const ROLLUP_ROWS: usize = 500;
+
+/// Advisory-lock classes ("PRex", "PRsp"): execution and span ingest do not wait for each other.
+const EXECUTION_ROLLUP_LOCK: i32 = 0x5052_6578;
+const SPAN_ROLLUP_LOCK: i32 = 0x5052_7370;
+
+fn stats_from_row(row: &DbRow, count: &str, failures: &str) -> Result<LatencyStats> {
+    let histogram: Vec<u8> = row.try_get("histogram")?;
+    Ok(LatencyStats {
+        count: u64::try_from(row.try_get::<i64, _>(count)?).unwrap_or(0),
+        failures: u64::try_from(row.try_get::<i64, _>(failures)?).unwrap_or(0),
+        sum_ns: row.try_get("duration_sum")?,
+        max_ns: row.try_get("duration_max")?,
+        histogram: LatencyHistogram::decode(&histogram)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+    })
+}
+
+fn clamp_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Serializes rollup writers of the same workspaces (PostgreSQL; SQLite has one writer).
+async fn lock_workspaces(conn: &mut Conn, class: i32, workspaces: BTreeSet<Uuid>) -> Result<()> {
+    let mut keys: Vec<i32> = workspaces.into_iter().map(workspace_lock_key).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    super::lock_rollups(conn, class, &keys).await
+}
+
+/// Adds newly stored executions to their rollup rows (inside the transaction that stored them).
+pub(crate) async fn add_execution_rollups(
+    conn: &mut Conn,
+    executions: &[&Execution],
+) -> Result<()> {
+    if executions.is_empty() {
+        return Ok(());
+    }
+    let mut rollups: Vec<(ExecutionKey<'_>, LatencyStats)> =
+        execution_rollups(executions.iter().copied())
+            .into_iter()
+            .collect();
+    lock_workspaces(
+        conn,
+        EXECUTION_ROLLUP_LOCK,
+        rollups.iter().map(|(k, _)| k.workspace).collect(),
+    )
+    .await?;
+    for chunk in rollups.chunks_mut(ROLLUP_ROWS) {
+        let mut select = QueryBuilder::<Db>::new(
+            "SELECT workspace_id, granularity, bucket_start, request_id, protocol, method, endpoint, \
+             status_class, executions, failures, duration_sum, duration_max, histogram \
+             FROM execution_rollups WHERE (workspace_id, granularity, bucket_start, request_id, \
+             protocol, method, endpoint, status_class) IN (",
+        );
+        select.push_values(chunk.iter(), |mut row, (k, _)| {
+            row.push_bind(k.workspace)
+                .push_bind(k.granularity)
+                .push_bind(k.bucket_start)
+                .push_bind(k.request)
+                .push_bind(k.protocol)
+                .push_bind(k.method)
+                .push_bind(k.endpoint)
+                .push_bind(k.status_class);
+        });
+        select.push(")");
+        for row in select.build().fetch_all(&mut *conn).await? {
+            let protocol: String = row.try_get("protocol")?;
+            let method: String = row.try_get("method")?;
+            let endpoint: String = row.try_get("endpoint")?;
+            let status_class: String = row.try_get("status_class")?;
+            let probe = ExecutionKey {
+                workspace: row.try_get("workspace_id")?,
+                granularity: row.try_get::<i64, _>("granularity")?,
+                bucket_start: row.try_get("bucket_start")?,
+                request: row.try_get("request_id")?,
+                protocol: &protocol,
+                method: &method,
+                endpoint: &endpoint,
+                status_class: &status_class,
+            };
+            if let Ok(at) = chunk.binary_search_by(|(k, _)| k.cmp(&probe)) {
+                let stored = stats_from_row(&row, "executions", "failures")?;
+                chunk[at].1.merge(&stored);
+            }
+        }
+        let mut upsert = QueryBuilder::<Db>::new(
+            "INSERT INTO execution_rollups (workspace_id, granularity, bucket_start, request_id, \
+             protocol, method, endpoint, status_class, executions, failures, duration_sum, \
+             duration_max, histogram) ",
+        );
+        upsert.push_values(chunk.iter(), |mut row, (k, s)| {
+            row.push_bind(k.workspace)
+                .push_bind(k.granularity)
+                .push_bind(k.bucket_start)
+                .push_bind(k.request)
+                .push_bind(k.protocol)
+                .push_bind(k.method)
+                .push_bind(k.endpoint)
+                .push_bind(k.status_class)
+                .push_bind(clamp_i64(s.count))
+                .push_bind(clamp_i64(s.failures))
+                .push_bind(s.sum_ns)
+                .push_bind(s.max_ns)
+                .push_bind(s.histogram.encode());
+        });
+        upsert.push(
+            " ON CONFLICT (workspace_id, granularity, bucket_start, request_id, protocol, method, \
+             endpoint, status_class) DO UPDATE SET executions = excluded.executions, \
+             failures = excluded.failures, duration_sum = excluded.duration_sum, \
+             duration_max = excluded.duration_max, histogram = excluded.histogram",
+        );
+        upsert.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Adds newly stored spans to their rollup rows (inside the transaction that stored them).
+pub(crate) async fn add_span_rollups(conn: &mut Conn, spans: &[&Span]) -> Result<()> {
+    let mut rollups: Vec<(SpanKey<'_>, LatencyStats)> =
+        span_rollups(spans.iter().copied()).into_iter().collect();
+    if rollups.is_empty() {
+        return Ok(());
+    }
+    lock_workspaces(
+        conn,
+        SPAN_ROLLUP_LOCK,
+        rollups.iter().map(|(k, _)| k.workspace).collect(),
+    )
+    .await?;
+    for chunk in rollups.chunks_mut(ROLLUP_ROWS) {
+        let mut select = QueryBuilder::<Db>::new(
+            "SELECT workspace_id, granularity, bucket_start, service, spans, errors, duration_sum, \
+             duration_max, histogram FROM span_rollups \
+             WHERE (workspace_id, granularity, bucket_start, service) IN (",
+        );
+        select.push_values(chunk.iter(), |mut row, (k, _)| {
+            row.push_bind(k.workspace)
+                .push_bind(k.granularity)
+                .push_bind(k.bucket_start)
+                .push_bind(k.service);
+        });
+        select.push(")");
+        for row in select.build().fetch_all(&mut *conn).await? {
+            let service: String = row.try_get("service")?;
+            let probe = SpanKey {
+                workspace: row.try_get("workspace_id")?,
+                granularity: row.try_get::<i64, _>("granularity")?,
+                bucket_start: row.try_get("bucket_start")?,
+                service: &service,
+            };
+            if let Ok(at) = chunk.binary_search_by(|(k, _)| k.cmp(&probe)) {
+                let stored = stats_from_row(&row, "spans", "errors")?;
+                chunk[at].1.merge(&stored);
+            }
+        }
+        let mut upsert = QueryBuilder::<Db>::new(
+            "INSERT INTO span_rollups (workspace_id, granularity, bucket_start, service, spans, \
+             errors, duration_sum, duration_max, histogram) ",
+        );
+        upsert.push_values(chunk.iter(), |mut row, (k, s)| {
+            row.push_bind(k.workspace)
+                .push_bind(k.granularity)
+                .push_bind(k.bucket_start)
+                .push_bind(k.service)
+                .push_bind(clamp_i64(s.count))
+                .push_bind(clamp_i64(s.failures))
+                .push_bind(s.sum_ns)
+                .push_bind(s.max_ns)
+                .push_bind(s.histogram.encode());
+        });
+        upsert.push(
+            " ON CONFLICT (workspace_id, granularity, bucket_start, service) DO UPDATE SET \
+             spans = excluded.spans, errors = excluded.errors, duration_sum = excluded.duration_sum, \
+             duration_max = excluded.duration_max, histogram = excluded.histogram",
+        );
+        upsert.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Counts executions stored before the rollup tables existed (run once, by the migration that
+/// creates them), a day of executions at a time so memory stays bounded.
+pub(crate) async fn backfill_execution_rollups(conn: &mut Conn) -> Result<()> {
+    let bounds: Option<(Option<i64>, Option<i64>)> =
+        sqlx::query_as("SELECT MIN(started_at), MAX(started_at) FROM executions")
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some((Some(first), Some(last))) = bounds else {
+        return Ok(());
+    };
+    let day = Granularity::Day.nanos();
+    let mut start = floor_to(Timestamp(first), day).nanos();
+    while start <= last {
+        let end = start.saturating_add(day);
+        let rows = sqlx::query(
+            "SELECT workspace_id, request_id, protocol, method, endpoint, status_code, failed, \
+             started_at, duration_ns FROM executions WHERE started_at >= $1 AND started_at < $2",
+        )
+        .bind(start)
+        .bind(end)
+        .fetch_all(&mut *conn)
+        .await?;
+        let executions = rows
+            .iter()
+            .map(backfill_row)
+            .collect::<Result<Vec<Execution>>>()?;
+        let refs: Vec<&Execution> = executions.iter().collect();
+        add_execution_rollups(conn, &refs).await?;
+        if end == i64::MAX {
+            break;
+        }
+        start = end;
+    }
+    Ok(())
+}
+
+/// The columns of an execution that rollups use; the rest is left empty.
+fn backfill_row(row: &DbRow) -> Result<Execution> {
+    let protocol: String = row.try_get("protocol")?;
+    Ok(Execution {
+        id: prism_domain::ExecutionId::new(),
+        workspace_id: WorkspaceId::from(row.try_get::<Uuid, _>("workspace_id")?),
+        request_id: row
+            .try_get::<Option<Uuid>, _>("request_id")?
+            .map(Into::into),
+        protocol: Protocol::from_str(&protocol).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        method: row.try_get("method")?,
+        target: String::new(),
+        endpoint: row.try_get("endpoint")?,
+        status_code: row.try_get("status_code")?,
+        failed: row.try_get("failed")?,
+        error_kind: None,
+        error_message: None,
+        started_at: Timestamp(row.try_get("started_at")?),
+        duration_ns: row.try_get("duration_ns")?,
+        ttfb_ns: None,
+        dns_ns: None,
+        connect_ns: None,
+        tls_ns: None,
+        request_size: 0,
+        response_size: 0,
+        trace_id: prism_domain::trace::TraceId::random(),
+        span_id: prism_domain::trace::SpanId::random(),
+        source: prism_domain::execution::ExecutionSource::Api,
+        created_by: None,
+    })
+}
+
+/// `… AND granularity = g AND bucket_start >= from AND bucket_start < to` for each piece of the
+/// window, as one `UNION ALL` of primary-key range scans.
+fn push_pieces(
+    query: &mut QueryBuilder<Db>,
+    select: &str,
+    workspace: WorkspaceId,
+    from: Timestamp,
+    to: Timestamp,
+    coarsest: Granularity,
+    filters: impl Fn(&mut QueryBuilder<Db>),
+) -> bool {
+    let pieces = cover(from, to, coarsest);
+    for (i, piece) in pieces.iter().enumerate() {
+        if i > 0 {
+            query.push(" UNION ALL ");
+        }
+        query
+            .push(select)
+            .push(" WHERE workspace_id = ")
+            .push_bind(Uuid::from(workspace))
+            .push(" AND granularity = ")
+            .push_bind(piece.granularity.seconds())
+            .push(" AND bucket_start >= ")
+            .push_bind(piece.from.nanos())
+            .push(" AND bucket_start < ")
+            .push_bind(piece.to.nanos());
+        filters(query);
+    }
+    !pieces.is_empty()
+}
+
+#[async_trait]
+impl AnalyticsStore for Repo {
+    async fn execution_analytics(
+        &self,
+        workspace: WorkspaceId,
+        q: &AnalyticsQuery,
+    ) -> Result<ExecutionAnalytics> {
+        if q.request_ids.as_ref().is_some_and(Vec::is_empty) || q.step_ns <= 0 {
+            return Ok(ExecutionAnalytics::default());
+        }
+        let filters = |query: &mut QueryBuilder<Db>| {
+            if let Some(ids) = &q.request_ids {
+                query.push(" AND request_id IN (");
+                let mut list = query.separated(", ");
+                for id in ids {
+                    list.push_bind(Uuid::from(*id));
+                }
+                query.push(")");
+            }
+            if let Some(protocol) = q.protocol {
+                query.push(" AND protocol = ").push_bind(protocol.as_str());
+            }
+            if let Some(method) = &q.method {
+                query.push(" AND method = ").push_bind(method.clone());
+            }
+            if let Some(endpoint) = &q.endpoint {
+                query.push(" AND endpoint = ").push_bind(endpoint.clone());
+            }
+            if let Some(class) = q.status_class {
+                query.push(" AND status_class = ").push_bind(class.as_str());
+            }
+        };
+        let mut query = QueryBuilder::<Db>::new("");
+        let select = "SELECT bucket_start, protocol, method, endpoint, executions, failures, \
+                      duration_sum, duration_max, histogram FROM execution_rollups";
+        if !push_pieces(
+            &mut query,
+            select,
+            workspace,
+            q.from,
+            q.to,
+            coarsest_for(q.step_ns),
+            filters,
+        ) {
+            return Ok(ExecutionAnalytics::default());
+        }
+        let mut total = LatencyStats::default();
+        let mut series: BTreeMap<Timestamp, LatencyStats> = BTreeMap::new();
+        let mut endpoints: HashMap<(String, String, String), LatencyStats> = HashMap::new();
+        let mut rows = query.build().fetch(self.reader());
+        while let Some(row) = rows.try_next().await? {
+            let stats = stats_from_row(&row, "executions", "failures")?;
+            let start = floor_to(Timestamp(row.try_get("bucket_start")?), q.step_ns);
+            series.entry(start).or_default().merge(&stats);
+            let key = (
+                row.try_get("protocol")?,
+                row.try_get("method")?,
+                row.try_get("endpoint")?,
+            );
+            endpoints.entry(key).or_default().merge(&stats);
+            total.merge(&stats);
+        }
+        let mut endpoints = endpoints
+            .into_iter()
+            .map(|((protocol, method, endpoint), stats)| {
+                let protocol = Protocol::from_str(&protocol)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Ok((
+                    EndpointKey {
+                        protocol,
+                        method,
+                        endpoint,
+                    },
+                    stats,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        endpoints.sort_by(|a, b| {
+            (a.0.protocol.as_str(), &a.0.method, &a.0.endpoint).cmp(&(
+                b.0.protocol.as_str(),
+                &b.0.method,
+                &b.0.endpoint,
+            ))
+        });
+        Ok(ExecutionAnalytics {
+            total,
+            series: series.into_iter().collect(),
+            endpoints,
+        })
+    }
+
+    async fn span_analytics(
+        &self,
+        workspace: WorkspaceId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<ServiceAnalytics>> {
+        let mut query = QueryBuilder::<Db>::new("");
+        let select = "SELECT service, spans, errors, duration_sum, duration_max, histogram \
+                      FROM span_rollups";
+        if !push_pieces(
+            &mut query,
+            select,
+            workspace,
+            from,
+            to,
+            Granularity::Day,
+            |_| {},
+        ) {
+            return Ok(Vec::new());
+        }
+        let mut services: BTreeMap<String, LatencyStats> = BTreeMap::new();
+        let mut rows = query.build().fetch(self.reader());
+        while let Some(row) = rows.try_next().await? {
+            let stats = stats_from_row(&row, "spans", "errors")?;
+            services
+                .entry(row.try_get("service")?)
+                .or_default()
+                .merge(&stats);
+        }
+        Ok(services
+            .into_iter()
+            .map(|(service, stats)| ServiceAnalytics { service, stats })
+            .collect())
+    }
+}
