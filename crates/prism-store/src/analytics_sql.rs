@@ -48,6 +48,50 @@ fn clamp_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// The distinct buckets a batch touches, per workspace and granularity.
+fn buckets_of(
+    keys: impl Iterator<Item = (Uuid, i64, i64)>,
+) -> BTreeMap<(Uuid, i64), BTreeSet<i64>> {
+    let mut out: BTreeMap<(Uuid, i64), BTreeSet<i64>> = BTreeMap::new();
+    for (workspace, granularity, start) in keys {
+        out.entry((workspace, granularity))
+            .or_default()
+            .insert(start);
+    }
+    out
+}
+
+/// Every stored rollup row of the given buckets: primary-key prefix lookups, which both planners
+/// serve from the index whatever the table's statistics say (a row-value `IN (VALUES …)` over the
+/// whole key was planned as a scan on PostgreSQL). Rows of other keys in those buckets are read
+/// too and skipped by the caller; a batch of a few seconds touches few buckets.
+async fn fetch_buckets(
+    conn: &mut Conn,
+    select: &str,
+    buckets: &BTreeMap<(Uuid, i64), BTreeSet<i64>>,
+) -> Result<Vec<DbRow>> {
+    let mut rows = Vec::new();
+    for ((workspace, granularity), starts) in buckets {
+        let starts: Vec<i64> = starts.iter().copied().collect();
+        for part in starts.chunks(ROLLUP_ROWS) {
+            let mut query = QueryBuilder::<Db>::new(select);
+            query
+                .push(" WHERE workspace_id = ")
+                .push_bind(*workspace)
+                .push(" AND granularity = ")
+                .push_bind(*granularity)
+                .push(" AND bucket_start IN (");
+            let mut list = query.separated(", ");
+            for start in part {
+                list.push_bind(*start);
+            }
+            query.push(")");
+            rows.extend(query.build().fetch_all(&mut *conn).await?);
+        }
+    }
+    Ok(rows)
+}
+
 /// Serializes rollup writers of the same workspaces (PostgreSQL; SQLite has one writer).
 async fn lock_workspaces(conn: &mut Conn, class: i32, workspaces: BTreeSet<Uuid>) -> Result<()> {
     let mut keys: Vec<i32> = workspaces.into_iter().map(workspace_lock_key).collect();
@@ -75,24 +119,15 @@ pub(crate) async fn add_execution_rollups(
     )
     .await?;
     for chunk in rollups.chunks_mut(ROLLUP_ROWS) {
-        let mut select = QueryBuilder::<Db>::new(
-            "SELECT workspace_id, granularity, bucket_start, request_id, protocol, method, endpoint, \
-             status_class, executions, failures, duration_sum, duration_max, histogram \
-             FROM execution_rollups WHERE (workspace_id, granularity, bucket_start, request_id, \
-             protocol, method, endpoint, status_class) IN (",
+        let select = "SELECT workspace_id, granularity, bucket_start, request_id, protocol, \
+                      method, endpoint, status_class, executions, failures, duration_sum, \
+                      duration_max, histogram FROM execution_rollups";
+        let buckets = buckets_of(
+            chunk
+                .iter()
+                .map(|(k, _)| (k.workspace, k.granularity, k.bucket_start)),
         );
-        select.push_values(chunk.iter(), |mut row, (k, _)| {
-            row.push_bind(k.workspace)
-                .push_bind(k.granularity)
-                .push_bind(k.bucket_start)
-                .push_bind(k.request)
-                .push_bind(k.protocol)
-                .push_bind(k.method)
-                .push_bind(k.endpoint)
-                .push_bind(k.status_class);
-        });
-        select.push(")");
-        for row in select.build().fetch_all(&mut *conn).await? {
+        for row in fetch_buckets(conn, select, &buckets).await? {
             let protocol: String = row.try_get("protocol")?;
             let method: String = row.try_get("method")?;
             let endpoint: String = row.try_get("endpoint")?;
@@ -157,19 +192,14 @@ pub(crate) async fn add_span_rollups(conn: &mut Conn, spans: &[&Span]) -> Result
     )
     .await?;
     for chunk in rollups.chunks_mut(ROLLUP_ROWS) {
-        let mut select = QueryBuilder::<Db>::new(
-            "SELECT workspace_id, granularity, bucket_start, service, spans, errors, duration_sum, \
-             duration_max, histogram FROM span_rollups \
-             WHERE (workspace_id, granularity, bucket_start, service) IN (",
+        let select = "SELECT workspace_id, granularity, bucket_start, service, spans, errors, \
+                      duration_sum, duration_max, histogram FROM span_rollups";
+        let buckets = buckets_of(
+            chunk
+                .iter()
+                .map(|(k, _)| (k.workspace, k.granularity, k.bucket_start)),
         );
-        select.push_values(chunk.iter(), |mut row, (k, _)| {
-            row.push_bind(k.workspace)
-                .push_bind(k.granularity)
-                .push_bind(k.bucket_start)
-                .push_bind(k.service);
-        });
-        select.push(")");
-        for row in select.build().fetch_all(&mut *conn).await? {
+        for row in fetch_buckets(conn, select, &buckets).await? {
             let service: String = row.try_get("service")?;
             let probe = SpanKey {
                 workspace: row.try_get("workspace_id")?,

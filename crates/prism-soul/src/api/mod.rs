@@ -8,6 +8,7 @@
 //! - created resources answer `201` with the resource (and its `id`); deletions `204`.
 
 pub mod access;
+pub mod analytics;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -24,7 +25,9 @@ use error::ApiError;
 
 /// Every `/api` route, with its documentation.
 pub fn router() -> OpenApiRouter<SoulState> {
-    OpenApiRouter::new().merge(workspaces::routes())
+    OpenApiRouter::new()
+        .merge(workspaces::routes())
+        .merge(analytics::routes())
 }
 
 /// Any path no route matches: a JSON 404.
