@@ -9,8 +9,8 @@
 //! median, and writes the figures as JSON next to the data for the comparison script.
 //!
 //! Run: `bench/analytics/run.sh` (or `cargo bench -p prism-store --bench analytics`), PostgreSQL
-//! from `BENCH_POSTGRES_URL` or `PRISM_TEST_POSTGRES_URL` (database `prism_bench_analytics` on that
-//! server). Not part of `cargo test`.
+//! from `BENCH_POSTGRES_URL` or `PRISM_TEST_POSTGRES_URL` (database `BENCH_PG_DATABASE`, default
+//! `prism_bench_analytics`, on that server). Not part of `cargo test`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -472,7 +472,9 @@ async fn main() {
                     println!("| PostgreSQL | skipped: set BENCH_POSTGRES_URL | | | | |");
                     continue;
                 };
-                ensure_postgres_database(server, "prism_bench_analytics").await
+                let name = std::env::var("BENCH_PG_DATABASE")
+                    .unwrap_or_else(|_| "prism_bench_analytics".into());
+                ensure_postgres_database(server, &name).await
             }
             other => panic!("unknown backend {other}"),
         };

@@ -118,7 +118,7 @@ pub(crate) async fn add_execution_rollups(
         rollups.iter().map(|(k, _)| k.workspace).collect(),
     )
     .await?;
-    for chunk in rollups.chunks_mut(ROLLUP_ROWS) {
+    for chunk in rollups.chunks_mut(<Db as UpsertExecutionRollups>::ROWS) {
         let select = "SELECT workspace_id, granularity, bucket_start, request_id, protocol, \
                       method, endpoint, status_class, executions, failures, duration_sum, \
                       duration_max, histogram FROM execution_rollups";
@@ -147,12 +147,46 @@ pub(crate) async fn add_execution_rollups(
                 chunk[at].1.merge(&stored);
             }
         }
-        let mut upsert = QueryBuilder::<Db>::new(
+        <Db as UpsertExecutionRollups>::upsert(conn, chunk).await?;
+    }
+    Ok(())
+}
+
+/// Writing merged execution rollup rows back, per dialect (both impls exist in both compilations;
+/// `Db` picks the one that runs). A batch of a few thousand executions makes a few thousand
+/// rollup rows: multi-row `VALUES` on SQLite (its fastest form), one `INSERT … SELECT unnest(…)`
+/// over arrays on PostgreSQL, where planning a 500-row `VALUES` with 6 500 parameters cost more
+/// than executing it.
+#[async_trait]
+trait UpsertExecutionRollups: sqlx::Database {
+    /// Rows per statement (and per read of stored rows).
+    const ROWS: usize;
+    async fn upsert(
+        conn: &mut <Self as sqlx::Database>::Connection,
+        rows: &[(ExecutionKey<'_>, LatencyStats)],
+    ) -> Result<()>;
+}
+
+const EXECUTION_ROLLUP_CONFLICT: &str = " ON CONFLICT (workspace_id, granularity, bucket_start, \
+     request_id, protocol, method, endpoint, status_class) DO UPDATE SET \
+     executions = excluded.executions, failures = excluded.failures, \
+     duration_sum = excluded.duration_sum, duration_max = excluded.duration_max, \
+     histogram = excluded.histogram";
+
+#[async_trait]
+impl UpsertExecutionRollups for sqlx::Sqlite {
+    const ROWS: usize = ROLLUP_ROWS;
+
+    async fn upsert(
+        conn: &mut sqlx::SqliteConnection,
+        rows: &[(ExecutionKey<'_>, LatencyStats)],
+    ) -> Result<()> {
+        let mut upsert = QueryBuilder::<sqlx::Sqlite>::new(
             "INSERT INTO execution_rollups (workspace_id, granularity, bucket_start, request_id, \
              protocol, method, endpoint, status_class, executions, failures, duration_sum, \
              duration_max, histogram) ",
         );
-        upsert.push_values(chunk.iter(), |mut row, (k, s)| {
+        upsert.push_values(rows.iter(), |mut row, (k, s)| {
             row.push_bind(k.workspace)
                 .push_bind(k.granularity)
                 .push_bind(k.bucket_start)
@@ -167,15 +201,56 @@ pub(crate) async fn add_execution_rollups(
                 .push_bind(s.max_ns)
                 .push_bind(s.histogram.encode());
         });
-        upsert.push(
-            " ON CONFLICT (workspace_id, granularity, bucket_start, request_id, protocol, method, \
-             endpoint, status_class) DO UPDATE SET executions = excluded.executions, \
-             failures = excluded.failures, duration_sum = excluded.duration_sum, \
-             duration_max = excluded.duration_max, histogram = excluded.histogram",
-        );
+        upsert.push(EXECUTION_ROLLUP_CONFLICT);
         upsert.build().execute(&mut *conn).await?;
+        Ok(())
     }
-    Ok(())
+}
+
+#[async_trait]
+impl UpsertExecutionRollups for sqlx::Postgres {
+    const ROWS: usize = 5_000;
+
+    async fn upsert(
+        conn: &mut sqlx::PgConnection,
+        rows: &[(ExecutionKey<'_>, LatencyStats)],
+    ) -> Result<()> {
+        let column = |f: &dyn Fn(&(ExecutionKey<'_>, LatencyStats)) -> i64| -> Vec<i64> {
+            rows.iter().map(f).collect()
+        };
+        let text = |f: &dyn for<'r> Fn(&'r ExecutionKey<'_>) -> &'r str| -> Vec<String> {
+            rows.iter().map(|(k, _)| f(k).to_owned()).collect()
+        };
+        let sql = format!(
+            "INSERT INTO execution_rollups (workspace_id, granularity, bucket_start, request_id, \
+             protocol, method, endpoint, status_class, executions, failures, duration_sum, \
+             duration_max, histogram) \
+             SELECT * FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::uuid[], $5::text[], \
+             $6::text[], $7::text[], $8::text[], $9::int8[], $10::int8[], $11::int8[], \
+             $12::int8[], $13::bytea[]){EXECUTION_ROLLUP_CONFLICT}"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(rows.iter().map(|(k, _)| k.workspace).collect::<Vec<Uuid>>())
+            .bind(column(&|(k, _)| k.granularity))
+            .bind(column(&|(k, _)| k.bucket_start))
+            .bind(rows.iter().map(|(k, _)| k.request).collect::<Vec<Uuid>>())
+            .bind(text(&|k| k.protocol))
+            .bind(text(&|k| k.method))
+            .bind(text(&|k| k.endpoint))
+            .bind(text(&|k| k.status_class))
+            .bind(column(&|(_, s)| clamp_i64(s.count)))
+            .bind(column(&|(_, s)| clamp_i64(s.failures)))
+            .bind(column(&|(_, s)| s.sum_ns))
+            .bind(column(&|(_, s)| s.max_ns))
+            .bind(
+                rows.iter()
+                    .map(|(_, s)| s.histogram.encode())
+                    .collect::<Vec<Vec<u8>>>(),
+            )
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
 }
 
 /// Adds newly stored spans to their rollup rows (inside the transaction that stored them).
