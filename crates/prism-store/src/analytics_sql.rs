@@ -348,6 +348,65 @@ pub(crate) async fn backfill_execution_rollups(conn: &mut Conn) -> Result<()> {
     Ok(())
 }
 
+/// Counts spans stored before the rollup tables existed, like [`backfill_execution_rollups`].
+pub(crate) async fn backfill_span_rollups(conn: &mut Conn) -> Result<()> {
+    let bounds: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(
+        "SELECT MIN(start_ns), MAX(start_ns) FROM spans WHERE workspace_id IS NOT NULL",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((Some(first), Some(last))) = bounds else {
+        return Ok(());
+    };
+    let day = Granularity::Day.nanos();
+    let mut start = floor_to(Timestamp(first), day).nanos();
+    while start <= last {
+        let end = start.saturating_add(day);
+        let rows = sqlx::query(
+            "SELECT workspace_id, service, start_ns, end_ns, status_code FROM spans \
+             WHERE workspace_id IS NOT NULL AND start_ns >= $1 AND start_ns < $2",
+        )
+        .bind(start)
+        .bind(end)
+        .fetch_all(&mut *conn)
+        .await?;
+        let spans = rows
+            .iter()
+            .map(|row| {
+                Ok(Span {
+                    trace_id: prism_domain::trace::TraceId::random(),
+                    span_id: prism_domain::trace::SpanId::random(),
+                    parent_span_id: None,
+                    workspace_id: Some(WorkspaceId::from(row.try_get::<Uuid, _>("workspace_id")?)),
+                    name: String::new(),
+                    service: row.try_get("service")?,
+                    kind: prism_domain::trace::SpanKind::Unspecified,
+                    start: Timestamp(row.try_get("start_ns")?),
+                    end: Timestamp(row.try_get("end_ns")?),
+                    status_code: prism_domain::trace::StatusCode::from_code(
+                        row.try_get("status_code")?,
+                    ),
+                    status_message: None,
+                    attributes: Default::default(),
+                    events: Vec::new(),
+                    links: Vec::new(),
+                    resource_attributes: Default::default(),
+                    scope: Default::default(),
+                    trace_state: None,
+                    flags: 0,
+                })
+            })
+            .collect::<Result<Vec<Span>>>()?;
+        let refs: Vec<&Span> = spans.iter().collect();
+        add_span_rollups(conn, &refs).await?;
+        if end == i64::MAX {
+            break;
+        }
+        start = end;
+    }
+    Ok(())
+}
+
 /// The columns of an execution that rollups use; the rest is left empty.
 fn backfill_row(row: &DbRow) -> Result<Execution> {
     let protocol: String = row.try_get("protocol")?;

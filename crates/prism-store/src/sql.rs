@@ -94,6 +94,7 @@ async fn apply_migrations(
         if migration.name == "0003_analytics" {
             // Executions stored before rollups existed are counted once, with the schema change.
             super::analytics_sql::backfill_execution_rollups(&mut tx).await?;
+            super::analytics_sql::backfill_span_rollups(&mut tx).await?;
         }
         sqlx::query("INSERT INTO prism_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)")
             .bind(migration.version)

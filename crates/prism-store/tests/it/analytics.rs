@@ -1,6 +1,6 @@
 //! Analytics: rollups written at ingest give the numbers computed independently from the raw rows
 //! (counts exact, percentiles within the documented bound of exact nearest-rank), count retried
-//! rows once, and leave no trace of a failed batch.
+//! rows once, leave no trace of a failed batch, and are backfilled for rows stored before them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -374,4 +374,70 @@ pub async fn span_analytics_are_per_service_and_count_retries_once(store: Arc<dy
             0.95,
         );
     }
+}
+
+/// Executions stored before the rollup tables existed are counted when the migration that creates
+/// them runs: undo that migration by hand, reopen, and the analytics are the same.
+pub async fn migration_backfills_rollups_of_existing_executions(db: &prism_testkit::TestDatabase) {
+    use sqlx::Connection;
+    let store = db.open().await;
+    let w = world(&store).await;
+    let reqs = requests(&store, w.ws.id).await;
+    store
+        .insert_executions(&sample(w.ws.id, reqs, t(0), 1_500))
+        .await
+        .unwrap();
+    let from = floor_to(t(0), MINUTE).plus_nanos(5 * HOUR + 2 * MINUTE);
+    let window = query(from, from.plus_nanos(DAY + 3 * HOUR), HOUR);
+    let spans: Vec<prism_domain::trace::Span> = (0..300i64)
+        .map(|i| prism_domain::trace::Span {
+            workspace_id: Some(w.ws.id),
+            end: t(0).plus_nanos(i * 11 * MINUTE + i * 1_000_000),
+            status_code: if i % 5 == 0 {
+                StatusCode::Error
+            } else {
+                StatusCode::Ok
+            },
+            ..span(
+                TraceId::random(),
+                ["a", "b"][(i % 2) as usize],
+                t(0).plus_nanos(i * 11 * MINUTE),
+            )
+        })
+        .collect();
+    store.insert_spans(&spans).await.unwrap();
+    let before = store.execution_analytics(w.ws.id, &window).await.unwrap();
+    let spans_before = store
+        .span_analytics(w.ws.id, window.from, window.to)
+        .await
+        .unwrap();
+    assert!(before.total.count > 400);
+    assert_eq!(spans_before.len(), 2);
+    store.close().await;
+
+    const UNDO: &str = "DROP TABLE execution_rollups; DROP TABLE span_rollups; \
+                        DELETE FROM prism_migrations WHERE name = '0003_analytics'";
+    match db.url().backend() {
+        prism_store::Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(db.url().as_str())
+                .await
+                .unwrap();
+            sqlx::raw_sql(UNDO).execute(&mut conn).await.unwrap();
+        }
+        prism_store::Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(db.url().as_str())
+                .await
+                .unwrap();
+            sqlx::raw_sql(UNDO).execute(&mut conn).await.unwrap();
+        }
+    }
+    let store = db.open().await;
+    let after = store.execution_analytics(w.ws.id, &window).await.unwrap();
+    assert_eq!(after, before);
+    let spans_after = store
+        .span_analytics(w.ws.id, window.from, window.to)
+        .await
+        .unwrap();
+    assert_eq!(spans_after, spans_before);
+    store.close().await;
 }

@@ -231,3 +231,9 @@ mod analytics_on {
         span_analytics_are_per_service_and_count_retries_once,
     );
 }
+
+mod analytics_migration_on {
+    for_each_database!(crate::analytics =>
+        migration_backfills_rollups_of_existing_executions,
+    );
+}
