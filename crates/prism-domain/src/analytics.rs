@@ -384,6 +384,35 @@ pub fn ceil_to(t: Timestamp, step: i64) -> Timestamp {
     }
 }
 
+/// The time-series step for a window of `length_ns`: minutes up to 2 h, hours up to 8 days,
+/// days beyond — at most ~200 points, each answered from few rollup rows.
+pub fn series_step(length_ns: i64) -> i64 {
+    if length_ns <= 2 * Granularity::Hour.nanos() {
+        Granularity::Minute.nanos()
+    } else if length_ns <= 8 * Granularity::Day.nanos() {
+        Granularity::Hour.nanos()
+    } else {
+        Granularity::Day.nanos()
+    }
+}
+
+/// "The last `length_ns`" at `now`: `(from, to, step)`. The window ends with the current minute
+/// and starts at the beginning of the series bucket `length_ns` ago, so every point of the series
+/// but the last is a whole bucket, and the window is answered from whole rollup buckets at its
+/// start (it is up to one step longer than asked).
+pub fn last(now: Timestamp, length_ns: i64) -> (Timestamp, Timestamp, i64) {
+    let step = series_step(length_ns);
+    let to = ceil_to(now, Granularity::Minute.nanos());
+    let to = if to == now {
+        // A window ends after the minute that holds `now`.
+        Timestamp(to.nanos().saturating_add(Granularity::Minute.nanos()))
+    } else {
+        to
+    };
+    let from = floor_to(Timestamp(to.nanos().saturating_sub(length_ns)), step);
+    (from, to, step)
+}
+
 /// Rollup buckets of one granularity whose starts lie in `[from, to)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Piece {
@@ -564,6 +593,26 @@ mod tests {
         for c in StatusClass::ALL {
             assert_eq!(c.as_str().parse::<StatusClass>(), Ok(c));
         }
+    }
+
+    #[test]
+    fn last_windows_start_on_a_series_bucket_and_include_now() {
+        let now = Timestamp(1_700_000_000_123_456_789);
+        for (length, step) in [
+            (15 * 60_000_000_000, Granularity::Minute.nanos()),
+            (Granularity::Day.nanos(), Granularity::Hour.nanos()),
+            (30 * Granularity::Day.nanos(), Granularity::Day.nanos()),
+        ] {
+            let (from, to, got_step) = last(now, length);
+            assert_eq!(got_step, step);
+            assert!(from <= now && now < to, "{length}");
+            assert_eq!(from.nanos() % step, 0);
+            assert_eq!(to.nanos() % Granularity::Minute.nanos(), 0);
+            assert!(to.nanos() - from.nanos() >= length);
+            assert!(to.nanos() - from.nanos() < length + step + Granularity::Minute.nanos());
+        }
+        let on_the_minute = Timestamp(1_700_000_040_000_000_000);
+        assert!(last(on_the_minute, 60_000_000_000).1 > on_the_minute);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use prism_domain::analytics::Granularity;
+use prism_domain::analytics::{Granularity, last};
 use prism_domain::collection::Collection;
 use prism_domain::execution::{Execution, ExecutionSource};
 use prism_domain::request::{Body, HttpSettings, Protocol, RequestSpec, RestSpec, SavedRequest};
@@ -31,7 +31,6 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 
 const DAY: i64 = Granularity::Day.nanos();
-const HOUR: i64 = Granularity::Hour.nanos();
 const RUNS: usize = 9;
 const BATCH: usize = 5_000;
 const REQUESTS: usize = 40;
@@ -509,15 +508,15 @@ async fn main() {
         // The busiest saved request, for the drill-down.
         let busiest = seeded.requests[0].0;
         backend_results.insert("request_id".into(), json!(busiest.to_string()));
+        // The windows the API uses for `window=24h` and `window=30d` at `end`.
+        let (day_from, day_to, day_step) = last(end, DAY);
+        let (month_from, month_to, month_step) = last(end, 30 * DAY);
         let cases = [
-            (
-                "last 24 h",
-                query(Timestamp(end.nanos() - DAY), end, HOUR, None),
-            ),
-            ("last 30 d", query(start, end, DAY, None)),
+            ("last 24 h", query(day_from, day_to, day_step, None)),
+            ("last 30 d", query(month_from, month_to, month_step, None)),
             (
                 "request drill-down, 30 d",
-                query(start, end, DAY, Some(busiest)),
+                query(month_from, month_to, month_step, Some(busiest)),
             ),
         ];
         for (name, q) in cases {
@@ -528,7 +527,11 @@ async fn main() {
                 answer["p50_ms"].as_f64().unwrap(),
                 answer["p99_ms"].as_f64().unwrap()
             );
-            backend_results.insert(name.into(), json!({"ms": ms, "answer": answer}));
+            backend_results.insert(
+                name.into(),
+                json!({"ms": ms, "answer": answer, "from_ns": q.from.nanos(),
+                       "to_ns": q.to.nanos(), "step_ns": q.step_ns}),
+            );
         }
         results.insert(backend.into(), serde_json::Value::Object(backend_results));
         store.close().await;

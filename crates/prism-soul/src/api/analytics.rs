@@ -4,7 +4,8 @@
 //! optional filters `collection_id` (the collection and all its folders), `request_id`, `method`,
 //! `endpoint`, `protocol` and `status` (class: `1xx`…`5xx`, `grpc_ok`, `grpc_error`,
 //! `no_response`). Answered from rollups written at ingest (`prism_store::analytics`), so the cost
-//! does not grow with the number of executions. Windows are whole minutes (aligned outward) in UTC;
+//! does not grow with the number of executions. Windows are whole minutes in UTC (a preset window
+//! starts on a series bucket, so it can be up to one bucket longer than named);
 //! percentiles are within 0.99 % of the exact nearest-rank value; failure is
 //! [`prism_domain::execution::is_failure`]. Span statistics follow the window only (spans do not
 //! belong to saved requests).
@@ -12,7 +13,9 @@
 use std::collections::{HashMap, HashSet};
 
 use axum::extract::State;
-use prism_domain::analytics::{LatencyStats, RELATIVE_ERROR, StatusClass, ceil_to, floor_to};
+use prism_domain::analytics::{
+    LatencyStats, RELATIVE_ERROR, StatusClass, ceil_to, floor_to, last, series_step,
+};
 use prism_domain::request::Protocol;
 use prism_domain::{CollectionId, RequestId, Timestamp, WorkspaceId};
 use prism_store::{AnalyticsQuery, EndpointKey};
@@ -44,7 +47,8 @@ pub fn routes() -> OpenApiRouter<SoulState> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AnalyticsParams {
-    /// `15m`, `1h`, `24h` (the default), `7d` or `30d`, ending now. Not with `from`/`to`.
+    /// `15m`, `1h`, `24h` (the default), `7d` or `30d`, ending with the current minute and
+    /// starting on a series bucket (so up to one bucket longer). Not with `from`/`to`.
     pub window: Option<String>,
     /// Start of a custom range (RFC 3339); rounded down to the minute.
     pub from: Option<String>,
@@ -240,9 +244,9 @@ async fn workspace_analytics(
     }))
 }
 
-/// The window `[from, to)` in whole minutes and the series step chosen from its length: minutes
-/// up to 2 h, hours up to 8 days, days beyond (at most ~200 points, and coarse enough that
-/// the rollups answer it from few rows).
+/// The window `[from, to)` in whole minutes and the series step chosen from its length
+/// ([`series_step`]). A preset window ends with the current minute and starts on a series bucket
+/// ([`last`]); a custom range is rounded outward to whole minutes.
 fn window(params: &AnalyticsParams, now: Timestamp) -> ApiResult<(Timestamp, Timestamp, i64)> {
     let custom = params.from.is_some() || params.to.is_some();
     let (from, to) = match (&params.window, custom) {
@@ -268,8 +272,7 @@ fn window(params: &AnalyticsParams, now: Timestamp) -> ApiResult<(Timestamp, Tim
                     ));
                 }
             };
-            let to = ceil_to(now, MINUTE);
-            (Timestamp(to.nanos() - length), to)
+            return Ok(last(now, length));
         }
         (None, true) => {
             let from = parse_time("from", params.from.as_deref())?.ok_or_else(|| {
@@ -293,15 +296,7 @@ fn window(params: &AnalyticsParams, now: Timestamp) -> ApiResult<(Timestamp, Tim
             format!("at most {MAX_RANGE_DAYS} days"),
         ));
     }
-    let length = to.nanos() - from.nanos();
-    let step = if length <= 2 * HOUR {
-        MINUTE
-    } else if length <= 8 * DAY {
-        HOUR
-    } else {
-        DAY
-    };
-    Ok((from, to, step))
+    Ok((from, to, series_step(to.nanos() - from.nanos())))
 }
 
 /// The saved requests the filters allow (`None`: any, including ad-hoc executions). A
