@@ -518,35 +518,49 @@ impl AnalyticsStore for Repo {
         }
         let mut total = LatencyStats::default();
         let mut series: BTreeMap<Timestamp, LatencyStats> = BTreeMap::new();
-        let mut endpoints: HashMap<(String, String, String), LatencyStats> = HashMap::new();
+        // Endpoints found so far, and where, by a hash of their key: rows are matched to an
+        // endpoint by borrowed text, without allocating per row.
+        let mut endpoints: Vec<(EndpointKey, LatencyStats)> = Vec::new();
+        let mut index: HashMap<u64, Vec<usize>> = HashMap::new();
         let mut rows = query.build().fetch(self.reader());
         while let Some(row) = rows.try_next().await? {
             let stats = stats_from_row(&row, "executions", "failures")?;
             let start = floor_to(Timestamp(row.try_get("bucket_start")?), q.step_ns);
             series.entry(start).or_default().merge(&stats);
-            let key = (
-                row.try_get("protocol")?,
-                row.try_get("method")?,
-                row.try_get("endpoint")?,
-            );
-            endpoints.entry(key).or_default().merge(&stats);
+            let protocol: &str = row.try_get("protocol")?;
+            let method: &str = row.try_get("method")?;
+            let endpoint: &str = row.try_get("endpoint")?;
+            let hash = {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                (protocol, method, endpoint).hash(&mut h);
+                h.finish()
+            };
+            let slots = index.entry(hash).or_default();
+            let found = slots.iter().copied().find(|&i| {
+                let k = &endpoints[i].0;
+                k.protocol.as_str() == protocol && k.method == method && k.endpoint == endpoint
+            });
+            let at = match found {
+                Some(at) => at,
+                None => {
+                    let protocol = Protocol::from_str(protocol)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    endpoints.push((
+                        EndpointKey {
+                            protocol,
+                            method: method.to_owned(),
+                            endpoint: endpoint.to_owned(),
+                        },
+                        LatencyStats::default(),
+                    ));
+                    slots.push(endpoints.len() - 1);
+                    endpoints.len() - 1
+                }
+            };
+            endpoints[at].1.merge(&stats);
             total.merge(&stats);
         }
-        let mut endpoints = endpoints
-            .into_iter()
-            .map(|((protocol, method, endpoint), stats)| {
-                let protocol = Protocol::from_str(&protocol)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                Ok((
-                    EndpointKey {
-                        protocol,
-                        method,
-                        endpoint,
-                    },
-                    stats,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
         endpoints.sort_by(|a, b| {
             (a.0.protocol.as_str(), &a.0.method, &a.0.endpoint).cmp(&(
                 b.0.protocol.as_str(),
