@@ -311,6 +311,26 @@ mod suite {
                 .await;
             matrix.row("GET analytics", [200, 200, 200, 404], got);
             matrix.assert();
+            // Documented in OpenAPI, with its filters.
+            let doc = c.viewer.get("/api/openapi.json").await.expect(200);
+            let op = &doc.body["paths"]["/api/workspaces/{id}/analytics"]["get"];
+            assert_eq!(op["tags"][0], "analytics");
+            let params: Vec<&str> = op["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["name"].as_str().unwrap())
+                .collect();
+            for name in [
+                "window",
+                "from",
+                "to",
+                "collection_id",
+                "request_id",
+                "status",
+            ] {
+                assert!(params.contains(&name), "{name} in {params:?}");
+            }
         })
         .await;
     }
