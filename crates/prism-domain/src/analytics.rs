@@ -147,31 +147,49 @@ impl LatencyHistogram {
         out
     }
 
-    /// The stored form: per non-empty bucket, the index delta and the count as LEB128 varints.
+    /// The stored form: per non-empty bucket, its index and count as LEB128 varints. Indexes are
+    /// absolute, so stored histograms concatenated (as the databases' string aggregates do) are
+    /// still one valid histogram: their sum.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.counts.len() * 2);
-        let mut last = 0;
         for (index, n) in self.buckets() {
-            put_varint(&mut out, (index - last) as u64);
+            put_varint(&mut out, index as u64);
             put_varint(&mut out, n);
-            last = index;
         }
         out
     }
 
-    /// Adds a stored histogram (see [`Self::encode`]) to this one.
+    /// Adds a stored histogram, or a concatenation of them (see [`Self::encode`]), to this one.
     pub fn add_encoded(&mut self, mut bytes: &[u8]) -> Result<(), MalformedHistogram> {
-        let mut index = 0usize;
         while !bytes.is_empty() {
-            let delta = take_varint(&mut bytes)?;
+            let index = take_varint(&mut bytes)?;
             let n = take_varint(&mut bytes)?;
-            index = index
-                .checked_add(usize::try_from(delta).map_err(|_| MalformedHistogram)?)
+            let index = usize::try_from(index)
+                .ok()
                 .filter(|i| *i <= MAX_BUCKET)
                 .ok_or(MalformedHistogram)?;
             self.add(index, n);
         }
         Ok(())
+    }
+
+    /// Like [`Self::add_encoded`] for the stored form in hexadecimal.
+    pub fn add_hex(&mut self, hex: &str) -> Result<(), MalformedHistogram> {
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Ok(c - b'0'),
+            b'a'..=b'f' => Ok(c - b'a' + 10),
+            b'A'..=b'F' => Ok(c - b'A' + 10),
+            _ => Err(MalformedHistogram),
+        };
+        let raw = hex.as_bytes();
+        if raw.len() % 2 != 0 {
+            return Err(MalformedHistogram);
+        }
+        let mut bytes = Vec::with_capacity(raw.len() / 2);
+        for pair in raw.chunks_exact(2) {
+            bytes.push((digit(pair[0])? << 4) | digit(pair[1])?);
+        }
+        self.add_encoded(&bytes)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, MalformedHistogram> {
@@ -552,6 +570,23 @@ mod tests {
             Err(MalformedHistogram)
         );
         assert!(LatencyHistogram::decode(&[]).unwrap().is_empty());
+        // Concatenated stored forms (hex, as the databases aggregate them) are the sum.
+        let mut other = LatencyHistogram::default();
+        other.record(1_200);
+        other.record(3);
+        let hex: String = [h.encode(), other.encode()]
+            .concat()
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect();
+        let mut sum = LatencyHistogram::default();
+        sum.add_hex(&hex).unwrap();
+        let mut expected = h.clone();
+        expected.merge(&other);
+        assert_eq!(sum, expected);
+        assert_eq!(sum.count(), 7);
+        assert_eq!(sum.add_hex("0"), Err(MalformedHistogram));
+        assert_eq!(sum.add_hex("zz"), Err(MalformedHistogram));
     }
 
     #[test]

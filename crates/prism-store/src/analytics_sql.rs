@@ -502,12 +502,27 @@ impl AnalyticsStore for Repo {
                 query.push(" AND status_class = ").push_bind(class.as_str());
             }
         };
-        let mut query = QueryBuilder::<Db>::new("");
-        let select = "SELECT bucket_start, protocol, method, endpoint, executions, failures, \
-                      duration_sum, duration_max, histogram FROM execution_rollups";
+        // The database sums the rollup rows of each series point and endpoint (and concatenates
+        // their histograms, which is their sum, see `LatencyHistogram::encode`): a few rows per
+        // point reach Rust instead of one per rollup key, as moving rows out of the database
+        // costs more than anything done with them here.
+        let step = q.step_ns;
+        let mut query = QueryBuilder::<Db>::new(format!(
+            "SELECT point, protocol, method, endpoint, \
+             CAST(SUM(executions) AS BIGINT) AS executions, \
+             CAST(SUM(failures) AS BIGINT) AS failures, {sum} AS duration_sum, \
+             MAX(duration_max) AS duration_max, {histograms} AS histograms FROM (",
+            sum = super::SUM_DURATIONS,
+            histograms = super::CONCAT_HISTOGRAMS,
+        ));
+        let select = format!(
+            "SELECT bucket_start - ((bucket_start % {step}) + {step}) % {step} AS point, \
+             protocol, method, endpoint, executions, failures, duration_sum, duration_max, \
+             histogram FROM execution_rollups"
+        );
         if !push_pieces(
             &mut query,
-            select,
+            &select,
             workspace,
             q.from,
             q.to,
@@ -516,6 +531,7 @@ impl AnalyticsStore for Repo {
         ) {
             return Ok(ExecutionAnalytics::default());
         }
+        query.push(") r GROUP BY point, protocol, method, endpoint");
         let mut total = LatencyStats::default();
         let mut series: BTreeMap<Timestamp, LatencyStats> = BTreeMap::new();
         // Endpoints found so far, and where, by a hash of their key: rows are matched to an
@@ -524,8 +540,19 @@ impl AnalyticsStore for Repo {
         let mut index: HashMap<u64, Vec<usize>> = HashMap::new();
         let mut rows = query.build().fetch(self.reader());
         while let Some(row) = rows.try_next().await? {
-            let stats = stats_from_row(&row, "executions", "failures")?;
-            let start = floor_to(Timestamp(row.try_get("bucket_start")?), q.step_ns);
+            let mut histogram = LatencyHistogram::default();
+            histogram
+                .add_hex(row.try_get("histograms")?)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let stats = LatencyStats {
+                count: u64::try_from(row.try_get::<i64, _>("executions")?).unwrap_or(0),
+                failures: u64::try_from(row.try_get::<i64, _>("failures")?).unwrap_or(0),
+                // Saturating, like the stored sums.
+                sum_ns: row.try_get::<f64, _>("duration_sum")? as i64,
+                max_ns: row.try_get("duration_max")?,
+                histogram,
+            };
+            let start = Timestamp(row.try_get("point")?);
             series.entry(start).or_default().merge(&stats);
             let protocol: &str = row.try_get("protocol")?;
             let method: &str = row.try_get("method")?;

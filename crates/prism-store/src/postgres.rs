@@ -30,6 +30,11 @@ mod sql;
 #[path = "analytics_sql.rs"]
 mod analytics_sql;
 
+/// Analytics aggregates: the sum of rollup durations as a float (never overflows) and the
+/// concatenation of rollup histograms in hex.
+pub(crate) const SUM_DURATIONS: &str = "CAST(SUM(duration_sum) AS DOUBLE PRECISION)";
+pub(crate) const CONCAT_HISTOGRAMS: &str = "string_agg(encode(histogram, 'hex'), '')";
+
 /// Advisory lock keys ("PRISM" in ASCII, plus a number) used to serialize work across processes.
 const MIGRATION_LOCK: i64 = 0x5052_4953_4d01;
 const USER_CREATION_LOCK: i64 = 0x5052_4953_4d02;

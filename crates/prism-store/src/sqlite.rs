@@ -26,6 +26,11 @@ mod sql;
 #[path = "analytics_sql.rs"]
 mod analytics_sql;
 
+/// Analytics aggregates: the sum of rollup durations as a float (never overflows) and the
+/// concatenation of rollup histograms in hex.
+pub(crate) const SUM_DURATIONS: &str = "TOTAL(duration_sum)";
+pub(crate) const CONCAT_HISTOGRAMS: &str = "group_concat(hex(histogram), '')";
+
 /// Every write goes through one connection, so writers never race for SQLite's lock inside this
 /// process; other processes (`prism user add` beside a running server) wait on `busy_timeout`.
 #[derive(Debug, Clone)]
