@@ -3,6 +3,7 @@
 //! Nothing in this crate touches the network, the disk or the clock directly; time comes in through
 //! [`time::Clock`] so that callers (and tests) decide what "now" is.
 
+pub mod analytics;
 pub mod collection;
 pub mod egress;
 pub mod environment;

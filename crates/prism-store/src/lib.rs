@@ -13,6 +13,7 @@
     reason = "sql.rs is compiled once per backend on purpose"
 )]
 
+pub mod analytics;
 mod error;
 pub mod feed;
 mod migrate;
@@ -25,6 +26,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use analytics::{
+    AnalyticsQuery, AnalyticsStore, EndpointKey, ExecutionAnalytics, ServiceAnalytics,
+};
 pub use error::{Conflict, Result, StoreError};
 pub use feed::{FeedEvent, SpanSubscription};
 pub use migrate::{MIGRATIONS, Migration, SCHEMA_VERSION};

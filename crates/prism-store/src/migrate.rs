@@ -28,6 +28,7 @@ macro_rules! migration {
 pub const MIGRATIONS: &[Migration] = &[
     migration!(1, "0001_initial"),
     migration!(2, "0002_ingest_keys"),
+    migration!(3, "0003_analytics"),
 ];
 
 /// The schema version this build writes.

@@ -27,6 +27,14 @@ pub(crate) const FOR_NO_KEY_UPDATE: &str = " FOR NO KEY UPDATE";
 #[path = "sql.rs"]
 mod sql;
 
+#[path = "analytics_sql.rs"]
+mod analytics_sql;
+
+/// Analytics aggregates: the sum of rollup durations as a float (never overflows) and the
+/// concatenation of rollup histograms in hex.
+pub(crate) const SUM_DURATIONS: &str = "CAST(SUM(duration_sum) AS DOUBLE PRECISION)";
+pub(crate) const CONCAT_HISTOGRAMS: &str = "string_agg(encode(histogram, 'hex'), '')";
+
 /// Advisory lock keys ("PRISM" in ASCII, plus a number) used to serialize work across processes.
 const MIGRATION_LOCK: i64 = 0x5052_4953_4d01;
 const USER_CREATION_LOCK: i64 = 0x5052_4953_4d02;
@@ -213,4 +221,20 @@ async fn listen(pool: Pool<Db>, tx: broadcast::Sender<FeedEvent>, mut stop: watc
         }
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }
+}
+
+/// Serializes rollup updates of the same workspaces until the transaction ends: rollup rows are
+/// read, merged and written back, which concurrent writers must not interleave. `keys` are sorted,
+/// so two transactions always take them in the same order.
+pub(crate) async fn lock_rollups(
+    conn: &mut sqlx::PgConnection,
+    class: i32,
+    keys: &[i32],
+) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int4[]) AS k")
+        .bind(class)
+        .bind(keys)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }

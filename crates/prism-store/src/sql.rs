@@ -92,6 +92,11 @@ async fn apply_migrations(
             None => {}
         }
         sqlx::raw_sql(sql).execute(&mut *tx).await?;
+        if migration.name == "0003_analytics" {
+            // Executions stored before rollups existed are counted once, with the schema change.
+            super::analytics_sql::backfill_execution_rollups(&mut tx).await?;
+            super::analytics_sql::backfill_span_rollups(&mut tx).await?;
+        }
         sqlx::query("INSERT INTO prism_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)")
             .bind(migration.version)
             .bind(migration.name)
@@ -1303,6 +1308,8 @@ impl ExecutionStore for Repo {
         }
         let mut tx = begin_write(self.writer()).await?;
         let mut inserted = 0;
+        // Only rows that are new here count in the analytics rollups.
+        let mut fresh: Vec<&Execution> = Vec::with_capacity(executions.len());
         for chunk in executions.chunks(BATCH_ROWS) {
             let mut query =
                 QueryBuilder::<Db>::new(format!("INSERT INTO executions ({EXECUTION_COLUMNS}) "));
@@ -1331,16 +1338,26 @@ impl ExecutionStore for Repo {
                     .push_bind(e.source.as_str())
                     .push_bind(opt_uuid(e.created_by));
             });
-            query.push(" ON CONFLICT (id) DO NOTHING");
-            inserted += query
+            query.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
+            let stored = query
                 .build()
-                .execute(&mut *tx)
+                .fetch_all(&mut *tx)
                 .await
                 .map_err(on_foreign_key(Conflict::MissingReference(
                     "workspace, request or user",
-                )))?
-                .rows_affected();
+                )))?;
+            inserted += stored.len() as u64;
+            if stored.len() == chunk.len() {
+                fresh.extend(chunk);
+            } else {
+                let ids = stored
+                    .iter()
+                    .map(|row| row.try_get::<Uuid, _>("id"))
+                    .collect::<std::result::Result<std::collections::HashSet<Uuid>, _>>()?;
+                fresh.extend(chunk.iter().filter(|e| ids.contains(&uuid(e.id))));
+            }
         }
+        super::analytics_sql::add_execution_rollups(&mut tx, &fresh).await?;
         tx.commit().await?;
         Ok(inserted)
     }
@@ -1526,11 +1543,12 @@ trait InsertSpanRows: sqlx::Database {
 
     fn prepare(spans: &[Span]) -> Self::Prepared;
 
-    /// Inserts the rows (skipping keys that exist); returns how many were new.
+    /// Inserts the rows (skipping keys that exist); returns the `(trace_id, span_id)` of those
+    /// that were new.
     async fn execute_prepared(
         tx: &mut sqlx::Transaction<'static, Self>,
         prepared: Self::Prepared,
-    ) -> std::result::Result<u64, sqlx::Error>;
+    ) -> std::result::Result<Vec<Self::Row>, sqlx::Error>;
 }
 
 #[async_trait]
@@ -1567,15 +1585,15 @@ impl InsertSpanRows for sqlx::Sqlite {
                 .push_bind(s.trace_state.as_deref())
                 .push_bind(i64::from(s.flags));
         });
-        query.push(" ON CONFLICT (trace_id, span_id) DO NOTHING");
+        query.push(" ON CONFLICT (trace_id, span_id) DO NOTHING RETURNING trace_id, span_id");
         query
     }
 
     async fn execute_prepared(
         tx: &mut sqlx::Transaction<'static, Self>,
         mut prepared: Self::Prepared,
-    ) -> std::result::Result<u64, sqlx::Error> {
-        Ok(prepared.build().execute(&mut **tx).await?.rows_affected())
+    ) -> std::result::Result<Vec<Self::Row>, sqlx::Error> {
+        prepared.build().fetch_all(&mut **tx).await
     }
 }
 
@@ -1646,7 +1664,7 @@ impl InsertSpanRows for sqlx::Postgres {
              unnest($18::int8[]) AS flags) r, \
              (SELECT $19::jsonb[] AS events, $20::jsonb[] AS links, $21::jsonb[] AS resources, \
              $22::jsonb[] AS scopes) d \
-             ON CONFLICT (trace_id, span_id) DO NOTHING";
+             ON CONFLICT (trace_id, span_id) DO NOTHING RETURNING trace_id, span_id";
         sqlx::query(sql)
             .bind(trace_ids)
             .bind(span_ids)
@@ -1675,8 +1693,8 @@ impl InsertSpanRows for sqlx::Postgres {
     async fn execute_prepared(
         tx: &mut sqlx::Transaction<'static, Self>,
         prepared: Self::Prepared,
-    ) -> std::result::Result<u64, sqlx::Error> {
-        Ok(prepared.execute(&mut **tx).await?.rows_affected())
+    ) -> std::result::Result<Vec<Self::Row>, sqlx::Error> {
+        prepared.fetch_all(&mut **tx).await
     }
 }
 
@@ -1733,8 +1751,10 @@ impl SpanStore for Repo {
         }
         let mut tx = begin_write(self.writer()).await?;
         let mut chunks = spans.chunks(<Db as InsertSpanRows>::ROWS_PER_STATEMENT);
-        let mut next = chunks.next().map(<Db as InsertSpanRows>::prepare);
-        let mut inserted = 0;
+        let mut current_chunk = chunks.next().unwrap_or_default();
+        let mut next = Some(<Db as InsertSpanRows>::prepare(current_chunk));
+        // Only spans that are new here count in the analytics rollups.
+        let mut fresh: Vec<&Span> = Vec::with_capacity(spans.len());
         while let Some(current) = next.take() {
             // The database executes this statement while the next one is encoded here.
             let following = chunks.next();
@@ -1744,11 +1764,26 @@ impl SpanStore for Repo {
                 async { following.map(<Db as InsertSpanRows>::prepare) },
             )
             .await;
-            inserted += done.map_err(on_foreign_key(Conflict::MissingReference("workspace")))?;
+            let stored = done.map_err(on_foreign_key(Conflict::MissingReference("workspace")))?;
+            if stored.len() == current_chunk.len() {
+                fresh.extend(current_chunk);
+            } else {
+                let keys = stored
+                    .iter()
+                    .map(|row| Ok((trace_id(row, "trace_id")?, span_id(row, "span_id")?)))
+                    .collect::<Result<std::collections::HashSet<_>>>()?;
+                fresh.extend(
+                    current_chunk
+                        .iter()
+                        .filter(|s| keys.contains(&(s.trace_id, s.span_id))),
+                );
+            }
+            current_chunk = following.unwrap_or_default();
             next = prepared;
         }
+        super::analytics_sql::add_span_rollups(&mut tx, &fresh).await?;
         tx.commit().await?;
-        Ok(inserted)
+        Ok(fresh.len() as u64)
     }
 
     async fn list_trace_spans(&self, trace: TraceId) -> Result<Vec<Span>> {

@@ -23,6 +23,14 @@ pub(crate) const FOR_NO_KEY_UPDATE: &str = "";
 #[path = "sql.rs"]
 mod sql;
 
+#[path = "analytics_sql.rs"]
+mod analytics_sql;
+
+/// Analytics aggregates: the sum of rollup durations as a float (never overflows) and the
+/// concatenation of rollup histograms in hex.
+pub(crate) const SUM_DURATIONS: &str = "TOTAL(duration_sum)";
+pub(crate) const CONCAT_HISTOGRAMS: &str = "group_concat(hex(histogram), '')";
+
 /// Every write goes through one connection, so writers never race for SQLite's lock inside this
 /// process; other processes (`prism user add` beside a running server) wait on `busy_timeout`.
 #[derive(Debug, Clone)]
@@ -170,4 +178,13 @@ pub(crate) async fn notify_spans(store: &SqliteStore, traces: &[TraceId]) -> Res
 
 pub(crate) fn subscribe_spans(store: &SqliteStore) -> SpanSubscription {
     store.feed.subscribe()
+}
+
+/// The one writer connection already serializes rollup updates.
+pub(crate) async fn lock_rollups(
+    _conn: &mut sqlx::SqliteConnection,
+    _class: i32,
+    _keys: &[i32],
+) -> Result<()> {
+    Ok(())
 }

@@ -359,6 +359,7 @@ pub trait Store:
     + SessionStore
     + ApiTokenStore
     + IngestKeyStore
+    + crate::AnalyticsStore
     + std::fmt::Debug
 {
     fn backend(&self) -> Backend;

@@ -9,6 +9,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod analytics;
 pub mod auth;
 pub mod collections;
 pub mod environments;
@@ -44,6 +45,7 @@ pub fn router() -> OpenApiRouter<SoulState> {
         .merge(send::routes())
         .merge(history::routes())
         .merge(grpc::routes())
+        .merge(analytics::routes())
 }
 
 /// Any path no route matches: a JSON 404.

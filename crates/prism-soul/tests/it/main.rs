@@ -2,6 +2,7 @@
 //! `PRISM_TEST_POSTGRES_URL`) PostgreSQL.
 
 mod accounts;
+mod analytics;
 mod content;
 mod environments;
 mod grpc;

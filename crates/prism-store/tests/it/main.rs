@@ -1,6 +1,7 @@
 //! The storage conformance suite: every storage operation, run against SQLite and (when
 //! `PRISM_TEST_POSTGRES_URL` is set) PostgreSQL, each test on a fresh database.
 
+mod analytics;
 mod collections;
 mod environments;
 mod executions;
@@ -234,5 +235,19 @@ mod ingest_keys_on {
         revoking_another_workspaces_key_is_not_found,
         keys_are_listed_newest_first_and_touched,
         keys_go_with_their_workspace,
+    );
+}
+
+mod analytics_on {
+    prism_testkit::for_each_backend!(crate::analytics =>
+        execution_analytics_match_the_raw_rows,
+        retried_and_failed_batches_count_exactly_once,
+        span_analytics_are_per_service_and_count_retries_once,
+    );
+}
+
+mod analytics_migration_on {
+    for_each_database!(crate::analytics =>
+        migration_backfills_rollups_of_existing_executions,
     );
 }
