@@ -26,6 +26,7 @@ prism = json.load(open(os.path.join(bench_dir, "prism_times.json")))
 csv = os.path.join(bench_dir, "executions.csv")
 parquet = os.path.join(bench_dir, "executions.parquet")
 con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
 if not os.path.exists(parquet):
     con.execute(
         f"""COPY (SELECT * FROM read_csv('{csv}', header = true, types = {{
@@ -95,6 +96,6 @@ for backend in ("sqlite", "postgres"):
             ok &= abs(answer[q] - exact / 1e6) / (exact / 1e6) <= BOUND
         ok &= abs(answer["max_ms"] - maximum / 1e6) < 1e-9
         print(
-            f"| {backend} | {name} | {ours:.1f} | {duck:.1f} | {ours / duck:.2f} | "
+            f"| {backend} | {name} | {ours:.1f} | {duck:.1f} | {ours / duck:.3f} | "
             f"{'met' if ours <= 100 else 'missed'} | {'yes' if ok else 'NO'} (n={count}) |"
         )

@@ -182,7 +182,7 @@ impl LatencyHistogram {
             _ => Err(MalformedHistogram),
         };
         let raw = hex.as_bytes();
-        if raw.len() % 2 != 0 {
+        if !raw.len().is_multiple_of(2) {
             return Err(MalformedHistogram);
         }
         let mut bytes = Vec::with_capacity(raw.len() / 2);
