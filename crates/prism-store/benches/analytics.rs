@@ -501,6 +501,13 @@ async fn main() {
                 format!("{rate:.0}"),
             )
             .unwrap();
+            if write_csv {
+                // Each backend holds the same generated values under its own ids; DuckDB reads
+                // the CSV with this backend's ids.
+                let ids = json!({"workspace_id": seeded.ws.to_string(),
+                                 "request_id": seeded.requests[0].0.to_string()});
+                std::fs::write(dir.join("csv_ids.json"), ids.to_string()).unwrap();
+            }
         }
         if let Ok(rate) = std::fs::read_to_string(dir.join(format!("{backend}.insert_rate"))) {
             backend_results.insert("insert_per_s".into(), json!(rate.trim()));

@@ -105,6 +105,24 @@ pub(crate) async fn add_execution_rollups(
     conn: &mut Conn,
     executions: &[&Execution],
 ) -> Result<()> {
+    write_execution_rollups(conn, executions, Stored::Maybe).await
+}
+
+/// Whether rollup rows of a batch's buckets may already be stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    Maybe,
+    /// The backfill fills empty tables one whole UTC day at a time, and every bucket lies within
+    /// one day: nothing to read and merge (reading cost PostgreSQL most of the backfill, its
+    /// planner having no statistics for tables created in the same transaction).
+    None,
+}
+
+async fn write_execution_rollups(
+    conn: &mut Conn,
+    executions: &[&Execution],
+    stored: Stored,
+) -> Result<()> {
     if executions.is_empty() {
         return Ok(());
     }
@@ -127,7 +145,11 @@ pub(crate) async fn add_execution_rollups(
                 .iter()
                 .map(|(k, _)| (k.workspace, k.granularity, k.bucket_start)),
         );
-        for row in fetch_buckets(conn, select, &buckets).await? {
+        let stored_rows = match stored {
+            Stored::Maybe => fetch_buckets(conn, select, &buckets).await?,
+            Stored::None => Vec::new(),
+        };
+        for row in stored_rows {
             let protocol: String = row.try_get("protocol")?;
             let method: String = row.try_get("method")?;
             let endpoint: String = row.try_get("endpoint")?;
@@ -255,6 +277,10 @@ impl UpsertExecutionRollups for sqlx::Postgres {
 
 /// Adds newly stored spans to their rollup rows (inside the transaction that stored them).
 pub(crate) async fn add_span_rollups(conn: &mut Conn, spans: &[&Span]) -> Result<()> {
+    write_span_rollups(conn, spans, Stored::Maybe).await
+}
+
+async fn write_span_rollups(conn: &mut Conn, spans: &[&Span], stored: Stored) -> Result<()> {
     let mut rollups: Vec<(SpanKey<'_>, LatencyStats)> =
         span_rollups(spans.iter().copied()).into_iter().collect();
     if rollups.is_empty() {
@@ -274,7 +300,11 @@ pub(crate) async fn add_span_rollups(conn: &mut Conn, spans: &[&Span]) -> Result
                 .iter()
                 .map(|(k, _)| (k.workspace, k.granularity, k.bucket_start)),
         );
-        for row in fetch_buckets(conn, select, &buckets).await? {
+        let stored_rows = match stored {
+            Stored::Maybe => fetch_buckets(conn, select, &buckets).await?,
+            Stored::None => Vec::new(),
+        };
+        for row in stored_rows {
             let service: String = row.try_get("service")?;
             let probe = SpanKey {
                 workspace: row.try_get("workspace_id")?,
@@ -339,7 +369,7 @@ pub(crate) async fn backfill_execution_rollups(conn: &mut Conn) -> Result<()> {
             .map(backfill_row)
             .collect::<Result<Vec<Execution>>>()?;
         let refs: Vec<&Execution> = executions.iter().collect();
-        add_execution_rollups(conn, &refs).await?;
+        write_execution_rollups(conn, &refs, Stored::None).await?;
         if end == i64::MAX {
             break;
         }
@@ -398,7 +428,7 @@ pub(crate) async fn backfill_span_rollups(conn: &mut Conn) -> Result<()> {
             })
             .collect::<Result<Vec<Span>>>()?;
         let refs: Vec<&Span> = spans.iter().collect();
-        add_span_rollups(conn, &refs).await?;
+        write_span_rollups(conn, &refs, Stored::None).await?;
         if end == i64::MAX {
             break;
         }
