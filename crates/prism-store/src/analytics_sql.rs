@@ -70,24 +70,44 @@ async fn fetch_buckets(
     select: &str,
     buckets: &BTreeMap<(Uuid, i64), BTreeSet<i64>>,
 ) -> Result<Vec<DbRow>> {
-    let mut rows = Vec::new();
+    // One statement for all granularities (a `UNION ALL` of prefix lookups), in parts of at
+    // most `ROLLUP_ROWS` buckets.
+    let mut parts: Vec<Vec<(Uuid, i64, Vec<i64>)>> = vec![Vec::new()];
+    let mut in_part = 0;
     for ((workspace, granularity), starts) in buckets {
         let starts: Vec<i64> = starts.iter().copied().collect();
-        for part in starts.chunks(ROLLUP_ROWS) {
-            let mut query = QueryBuilder::<Db>::new(select);
+        for piece in starts.chunks(ROLLUP_ROWS) {
+            if in_part + piece.len() > ROLLUP_ROWS {
+                parts.push(Vec::new());
+                in_part = 0;
+            }
+            in_part += piece.len();
+            if let Some(part) = parts.last_mut() {
+                part.push((*workspace, *granularity, piece.to_vec()));
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for part in parts.iter().filter(|p| !p.is_empty()) {
+        let mut query = QueryBuilder::<Db>::new("");
+        for (i, (workspace, granularity, starts)) in part.iter().enumerate() {
+            if i > 0 {
+                query.push(" UNION ALL ");
+            }
             query
+                .push(select)
                 .push(" WHERE workspace_id = ")
                 .push_bind(*workspace)
                 .push(" AND granularity = ")
                 .push_bind(*granularity)
                 .push(" AND bucket_start IN (");
             let mut list = query.separated(", ");
-            for start in part {
+            for start in starts {
                 list.push_bind(*start);
             }
             query.push(")");
-            rows.extend(query.build().fetch_all(&mut *conn).await?);
         }
+        rows.extend(query.build().fetch_all(&mut *conn).await?);
     }
     Ok(rows)
 }

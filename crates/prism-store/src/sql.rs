@@ -1300,63 +1300,88 @@ fn execution_from_row(row: &DbRow) -> Result<Execution> {
     })
 }
 
+/// The multi-row insert of executions that skips stored ids; `returning` asks for the new ids.
+fn execution_insert(chunk: &[Execution], returning: bool) -> QueryBuilder<Db> {
+    let mut query =
+        QueryBuilder::<Db>::new(format!("INSERT INTO executions ({EXECUTION_COLUMNS}) "));
+    query.push_values(chunk, |mut row, e| {
+        row.push_bind(uuid(e.id))
+            .push_bind(uuid(e.workspace_id))
+            .push_bind(opt_uuid(e.request_id))
+            .push_bind(e.protocol.as_str())
+            .push_bind(e.method.clone())
+            .push_bind(e.target.clone())
+            .push_bind(e.endpoint.clone())
+            .push_bind(e.status_code)
+            .push_bind(e.failed)
+            .push_bind(e.error_kind.map(|k| k.as_str()))
+            .push_bind(e.error_message.clone())
+            .push_bind(e.started_at.nanos())
+            .push_bind(e.duration_ns)
+            .push_bind(e.ttfb_ns)
+            .push_bind(e.dns_ns)
+            .push_bind(e.connect_ns)
+            .push_bind(e.tls_ns)
+            .push_bind(e.request_size)
+            .push_bind(e.response_size)
+            .push_bind(e.trace_id.as_bytes().to_vec())
+            .push_bind(e.span_id.as_bytes().to_vec())
+            .push_bind(e.source.as_str())
+            .push_bind(opt_uuid(e.created_by));
+    });
+    query.push(" ON CONFLICT (id) DO NOTHING");
+    if returning {
+        query.push(" RETURNING id");
+    }
+    query
+}
+
 #[async_trait]
 impl ExecutionStore for Repo {
     async fn insert_executions(&self, executions: &[Execution]) -> Result<u64> {
         if executions.is_empty() {
             return Ok(0);
         }
+        // Only rows that are new here count in the analytics rollups. The common case (every
+        // row new) is seen from the affected-row count; only a batch that repeats stored rows (a
+        // retry) is written again, in a fresh transaction, asking which rows are new.
         let mut tx = begin_write(self.writer()).await?;
         let mut inserted = 0;
-        // Only rows that are new here count in the analytics rollups.
-        let mut fresh: Vec<&Execution> = Vec::with_capacity(executions.len());
         for chunk in executions.chunks(BATCH_ROWS) {
-            let mut query =
-                QueryBuilder::<Db>::new(format!("INSERT INTO executions ({EXECUTION_COLUMNS}) "));
-            query.push_values(chunk, |mut row, e| {
-                row.push_bind(uuid(e.id))
-                    .push_bind(uuid(e.workspace_id))
-                    .push_bind(opt_uuid(e.request_id))
-                    .push_bind(e.protocol.as_str())
-                    .push_bind(e.method.clone())
-                    .push_bind(e.target.clone())
-                    .push_bind(e.endpoint.clone())
-                    .push_bind(e.status_code)
-                    .push_bind(e.failed)
-                    .push_bind(e.error_kind.map(|k| k.as_str()))
-                    .push_bind(e.error_message.clone())
-                    .push_bind(e.started_at.nanos())
-                    .push_bind(e.duration_ns)
-                    .push_bind(e.ttfb_ns)
-                    .push_bind(e.dns_ns)
-                    .push_bind(e.connect_ns)
-                    .push_bind(e.tls_ns)
-                    .push_bind(e.request_size)
-                    .push_bind(e.response_size)
-                    .push_bind(e.trace_id.as_bytes().to_vec())
-                    .push_bind(e.span_id.as_bytes().to_vec())
-                    .push_bind(e.source.as_str())
-                    .push_bind(opt_uuid(e.created_by));
-            });
-            query.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
-            let stored = query
+            inserted += execution_insert(chunk, false)
                 .build()
-                .fetch_all(&mut *tx)
+                .execute(&mut *tx)
                 .await
                 .map_err(on_foreign_key(Conflict::MissingReference(
                     "workspace, request or user",
-                )))?;
-            inserted += stored.len() as u64;
-            if stored.len() == chunk.len() {
-                fresh.extend(chunk);
-            } else {
-                let ids = stored
+                )))?
+                .rows_affected();
+        }
+        let fresh: Vec<&Execution> = if inserted == executions.len() as u64 {
+            executions.iter().collect()
+        } else {
+            tx.rollback().await?;
+            tx = begin_write(self.writer()).await?;
+            let mut fresh = Vec::new();
+            for chunk in executions.chunks(BATCH_ROWS) {
+                let stored = execution_insert(chunk, true)
+                    .build()
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(on_foreign_key(Conflict::MissingReference(
+                        "workspace, request or user",
+                    )))?;
+                let mut ids = stored
                     .iter()
                     .map(|row| row.try_get::<Uuid, _>("id"))
-                    .collect::<std::result::Result<std::collections::HashSet<Uuid>, _>>()?;
-                fresh.extend(chunk.iter().filter(|e| ids.contains(&uuid(e.id))));
+                    .collect::<std::result::Result<std::collections::HashSet<Uuid>, _>>(
+                )?;
+                // `remove`: an id repeated within the batch counts once.
+                fresh.extend(chunk.iter().filter(|e| ids.remove(&uuid(e.id))));
             }
-        }
+            inserted = fresh.len() as u64;
+            fresh
+        };
         super::analytics_sql::add_execution_rollups(&mut tx, &fresh).await?;
         tx.commit().await?;
         Ok(inserted)
@@ -1521,6 +1546,31 @@ struct TraceSpanHead {
     start: i64,
 }
 
+/// PostgreSQL's bulk span insert (a macro, so that the `RETURNING` variant is a literal too).
+macro_rules! pg_span_insert {
+    () => {
+        "INSERT INTO spans (trace_id, span_id, parent_span_id, workspace_id, name, \
+             service, kind, start_ns, end_ns, status_code, status_message, attributes, events, \
+             links, resource_attributes, scope, trace_state, flags) \
+             SELECT r.trace_id, r.span_id, r.parent_span_id, r.workspace_id, r.name, r.service, \
+             r.kind, r.start_ns, r.end_ns, r.status_code, r.status_message, r.attributes, \
+             d.events[r.events], d.links[r.links], d.resources[r.resources], d.scopes[r.scopes], \
+             r.trace_state, r.flags \
+             FROM (SELECT unnest($1::bytea[]) AS trace_id, unnest($2::bytea[]) AS span_id, \
+             unnest($3::bytea[]) AS parent_span_id, unnest($4::uuid[]) AS workspace_id, \
+             unnest($5::text[]) AS name, unnest($6::text[]) AS service, unnest($7::int4[]) AS kind, \
+             unnest($8::int8[]) AS start_ns, unnest($9::int8[]) AS end_ns, \
+             unnest($10::int4[]) AS status_code, unnest($11::text[]) AS status_message, \
+             unnest($12::jsonb[]) AS attributes, unnest($13::int4[]) AS events, \
+             unnest($14::int4[]) AS links, unnest($15::int4[]) AS resources, \
+             unnest($16::int4[]) AS scopes, unnest($17::text[]) AS trace_state, \
+             unnest($18::int8[]) AS flags) r, \
+             (SELECT $19::jsonb[] AS events, $20::jsonb[] AS links, $21::jsonb[] AS resources, \
+             $22::jsonb[] AS scopes) d \
+             ON CONFLICT (trace_id, span_id) DO NOTHING"
+    };
+}
+
 /// The bulk span insert in each dialect. This file is compiled once per backend, so both impls
 /// exist in both compilations and `Db` picks the one that runs.
 ///
@@ -1541,11 +1591,17 @@ trait InsertSpanRows: sqlx::Database {
     /// A statement with its parameters encoded.
     type Prepared: Send;
 
-    fn prepare(spans: &[Span]) -> Self::Prepared;
+    /// `returning`: the statement answers the `(trace_id, span_id)` of the rows it stored.
+    fn prepare(spans: &[Span], returning: bool) -> Self::Prepared;
 
-    /// Inserts the rows (skipping keys that exist); returns the `(trace_id, span_id)` of those
-    /// that were new.
+    /// Inserts the rows (skipping keys that exist); returns how many were new.
     async fn execute_prepared(
+        tx: &mut sqlx::Transaction<'static, Self>,
+        prepared: Self::Prepared,
+    ) -> std::result::Result<u64, sqlx::Error>;
+
+    /// Like [`Self::execute_prepared`] for a statement prepared with `returning`: the new rows.
+    async fn fetch_prepared(
         tx: &mut sqlx::Transaction<'static, Self>,
         prepared: Self::Prepared,
     ) -> std::result::Result<Vec<Self::Row>, sqlx::Error>;
@@ -1558,7 +1614,7 @@ impl InsertSpanRows for sqlx::Sqlite {
     const ROWS_PER_STATEMENT: usize = BATCH_ROWS;
     type Prepared = QueryBuilder<sqlx::Sqlite>;
 
-    fn prepare(spans: &[Span]) -> Self::Prepared {
+    fn prepare(spans: &[Span], returning: bool) -> Self::Prepared {
         let mut resources = RepeatedJson::default();
         let mut scopes = RepeatedJson::default();
         let mut events = RepeatedJson::default();
@@ -1585,11 +1641,21 @@ impl InsertSpanRows for sqlx::Sqlite {
                 .push_bind(s.trace_state.as_deref())
                 .push_bind(i64::from(s.flags));
         });
-        query.push(" ON CONFLICT (trace_id, span_id) DO NOTHING RETURNING trace_id, span_id");
+        query.push(" ON CONFLICT (trace_id, span_id) DO NOTHING");
+        if returning {
+            query.push(" RETURNING trace_id, span_id");
+        }
         query
     }
 
     async fn execute_prepared(
+        tx: &mut sqlx::Transaction<'static, Self>,
+        mut prepared: Self::Prepared,
+    ) -> std::result::Result<u64, sqlx::Error> {
+        Ok(prepared.build().execute(&mut **tx).await?.rows_affected())
+    }
+
+    async fn fetch_prepared(
         tx: &mut sqlx::Transaction<'static, Self>,
         mut prepared: Self::Prepared,
     ) -> std::result::Result<Vec<Self::Row>, sqlx::Error> {
@@ -1605,7 +1671,7 @@ impl InsertSpanRows for sqlx::Postgres {
     const ROWS_PER_STATEMENT: usize = 10_000;
     type Prepared = sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
-    fn prepare(spans: &[Span]) -> Self::Prepared {
+    fn prepare(spans: &[Span], returning: bool) -> Self::Prepared {
         let n = spans.len();
         let mut trace_ids = Vec::with_capacity(n);
         let mut span_ids = Vec::with_capacity(n);
@@ -1646,25 +1712,11 @@ impl InsertSpanRows for sqlx::Postgres {
             flags.push(i64::from(s.flags));
         }
         // Repeated JSON columns arrive as distinct values plus a 1-based index per row.
-        let sql = "INSERT INTO spans (trace_id, span_id, parent_span_id, workspace_id, name, \
-             service, kind, start_ns, end_ns, status_code, status_message, attributes, events, \
-             links, resource_attributes, scope, trace_state, flags) \
-             SELECT r.trace_id, r.span_id, r.parent_span_id, r.workspace_id, r.name, r.service, \
-             r.kind, r.start_ns, r.end_ns, r.status_code, r.status_message, r.attributes, \
-             d.events[r.events], d.links[r.links], d.resources[r.resources], d.scopes[r.scopes], \
-             r.trace_state, r.flags \
-             FROM (SELECT unnest($1::bytea[]) AS trace_id, unnest($2::bytea[]) AS span_id, \
-             unnest($3::bytea[]) AS parent_span_id, unnest($4::uuid[]) AS workspace_id, \
-             unnest($5::text[]) AS name, unnest($6::text[]) AS service, unnest($7::int4[]) AS kind, \
-             unnest($8::int8[]) AS start_ns, unnest($9::int8[]) AS end_ns, \
-             unnest($10::int4[]) AS status_code, unnest($11::text[]) AS status_message, \
-             unnest($12::jsonb[]) AS attributes, unnest($13::int4[]) AS events, \
-             unnest($14::int4[]) AS links, unnest($15::int4[]) AS resources, \
-             unnest($16::int4[]) AS scopes, unnest($17::text[]) AS trace_state, \
-             unnest($18::int8[]) AS flags) r, \
-             (SELECT $19::jsonb[] AS events, $20::jsonb[] AS links, $21::jsonb[] AS resources, \
-             $22::jsonb[] AS scopes) d \
-             ON CONFLICT (trace_id, span_id) DO NOTHING RETURNING trace_id, span_id";
+        let sql = if returning {
+            concat!(pg_span_insert!(), " RETURNING trace_id, span_id")
+        } else {
+            pg_span_insert!()
+        };
         sqlx::query(sql)
             .bind(trace_ids)
             .bind(span_ids)
@@ -1691,6 +1743,13 @@ impl InsertSpanRows for sqlx::Postgres {
     }
 
     async fn execute_prepared(
+        tx: &mut sqlx::Transaction<'static, Self>,
+        prepared: Self::Prepared,
+    ) -> std::result::Result<u64, sqlx::Error> {
+        Ok(prepared.execute(&mut **tx).await?.rows_affected())
+    }
+
+    async fn fetch_prepared(
         tx: &mut sqlx::Transaction<'static, Self>,
         prepared: Self::Prepared,
     ) -> std::result::Result<Vec<Self::Row>, sqlx::Error> {
@@ -1751,36 +1810,51 @@ impl SpanStore for Repo {
         }
         let mut tx = begin_write(self.writer()).await?;
         let mut chunks = spans.chunks(<Db as InsertSpanRows>::ROWS_PER_STATEMENT);
-        let mut current_chunk = chunks.next().unwrap_or_default();
-        let mut next = Some(<Db as InsertSpanRows>::prepare(current_chunk));
-        // Only spans that are new here count in the analytics rollups.
-        let mut fresh: Vec<&Span> = Vec::with_capacity(spans.len());
+        let mut next = chunks
+            .next()
+            .map(|chunk| <Db as InsertSpanRows>::prepare(chunk, false));
+        let mut inserted = 0;
         while let Some(current) = next.take() {
             // The database executes this statement while the next one is encoded here.
             let following = chunks.next();
             // `join` polls in order: the statement is sent before the encoding starts.
             let (done, prepared) = futures_util::future::join(
                 <Db as InsertSpanRows>::execute_prepared(&mut tx, current),
-                async { following.map(<Db as InsertSpanRows>::prepare) },
+                async { following.map(|chunk| <Db as InsertSpanRows>::prepare(chunk, false)) },
             )
             .await;
-            let stored = done.map_err(on_foreign_key(Conflict::MissingReference("workspace")))?;
-            if stored.len() == current_chunk.len() {
-                fresh.extend(current_chunk);
-            } else {
-                let keys = stored
+            inserted += done.map_err(on_foreign_key(Conflict::MissingReference("workspace")))?;
+            next = prepared;
+        }
+        // Only spans that are new here count in the analytics rollups. When some were stored
+        // before (an exporter's retry), the batch is written again in a fresh transaction, asking
+        // which rows are new: rare, so the common case pays nothing for it.
+        let fresh: Vec<&Span> = if inserted == spans.len() as u64 {
+            spans.iter().collect()
+        } else {
+            tx.rollback().await?;
+            tx = begin_write(self.writer()).await?;
+            let mut fresh = Vec::new();
+            for chunk in spans.chunks(<Db as InsertSpanRows>::ROWS_PER_STATEMENT) {
+                let stored = <Db as InsertSpanRows>::fetch_prepared(
+                    &mut tx,
+                    <Db as InsertSpanRows>::prepare(chunk, true),
+                )
+                .await
+                .map_err(on_foreign_key(Conflict::MissingReference("workspace")))?;
+                let mut keys = stored
                     .iter()
                     .map(|row| Ok((trace_id(row, "trace_id")?, span_id(row, "span_id")?)))
                     .collect::<Result<std::collections::HashSet<_>>>()?;
+                // `remove`: a span repeated within the batch counts once.
                 fresh.extend(
-                    current_chunk
+                    chunk
                         .iter()
-                        .filter(|s| keys.contains(&(s.trace_id, s.span_id))),
+                        .filter(|s| keys.remove(&(s.trace_id, s.span_id))),
                 );
             }
-            current_chunk = following.unwrap_or_default();
-            next = prepared;
-        }
+            fresh
+        };
         super::analytics_sql::add_span_rollups(&mut tx, &fresh).await?;
         tx.commit().await?;
         Ok(fresh.len() as u64)
