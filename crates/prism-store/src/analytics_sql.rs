@@ -61,15 +61,12 @@ fn buckets_of(
     out
 }
 
-/// Every stored rollup row of the given buckets: primary-key prefix lookups, which both planners
-/// serve from the index whatever the table's statistics say (a row-value `IN (VALUES …)` over the
-/// whole key was planned as a scan on PostgreSQL). Rows of other keys in those buckets are read
-/// too and skipped by the caller; a batch of a few seconds touches few buckets.
-async fn fetch_buckets(
-    conn: &mut Conn,
+/// SQLite's read of stored rollup rows: prefix lookups with `IN` lists of bucket starts.
+async fn fetch_buckets_in_lists(
+    conn: &mut sqlx::SqliteConnection,
     select: &str,
     buckets: &BTreeMap<(Uuid, i64), BTreeSet<i64>>,
-) -> Result<Vec<DbRow>> {
+) -> Result<Vec<sqlx::sqlite::SqliteRow>> {
     // One statement for all granularities (a `UNION ALL` of prefix lookups), in parts of at
     // most `ROLLUP_ROWS` buckets.
     let mut parts: Vec<Vec<(Uuid, i64, Vec<i64>)>> = vec![Vec::new()];
@@ -89,7 +86,7 @@ async fn fetch_buckets(
     }
     let mut rows = Vec::new();
     for part in parts.iter().filter(|p| !p.is_empty()) {
-        let mut query = QueryBuilder::<Db>::new("");
+        let mut query = QueryBuilder::<sqlx::Sqlite>::new("");
         for (i, (workspace, granularity, starts)) in part.iter().enumerate() {
             if i > 0 {
                 query.push(" UNION ALL ");
@@ -110,6 +107,71 @@ async fn fetch_buckets(
         rows.extend(query.build().fetch_all(&mut *conn).await?);
     }
     Ok(rows)
+}
+
+/// Every stored rollup row of the given buckets, by primary-key prefix lookups (a row-value
+/// `IN (VALUES …)` over the whole key was planned as a scan on PostgreSQL). Rows of other keys in
+/// those buckets are read too and skipped by the caller; a batch of a few seconds touches few
+/// buckets.
+async fn fetch_buckets(
+    conn: &mut Conn,
+    select: &str,
+    buckets: &BTreeMap<(Uuid, i64), BTreeSet<i64>>,
+) -> Result<Vec<DbRow>> {
+    <Db as ReadRollups>::fetch(conn, select, buckets).await
+}
+
+/// Reading stored rollup rows of some buckets, per dialect: `IN` lists on SQLite; on PostgreSQL a
+/// join with the bucket keys as arrays, which its planner serves with primary-key lookups whatever
+/// its statistics say.
+#[async_trait]
+trait ReadRollups: sqlx::Database {
+    async fn fetch(
+        conn: &mut <Self as sqlx::Database>::Connection,
+        select: &str,
+        buckets: &BTreeMap<(Uuid, i64), BTreeSet<i64>>,
+    ) -> Result<Vec<<Self as sqlx::Database>::Row>>;
+}
+
+#[async_trait]
+impl ReadRollups for sqlx::Sqlite {
+    async fn fetch(
+        conn: &mut sqlx::SqliteConnection,
+        select: &str,
+        buckets: &BTreeMap<(Uuid, i64), BTreeSet<i64>>,
+    ) -> Result<Vec<sqlx::sqlite::SqliteRow>> {
+        fetch_buckets_in_lists(conn, select, buckets).await
+    }
+}
+
+#[async_trait]
+impl ReadRollups for sqlx::Postgres {
+    async fn fetch(
+        conn: &mut sqlx::PgConnection,
+        select: &str,
+        buckets: &BTreeMap<(Uuid, i64), BTreeSet<i64>>,
+    ) -> Result<Vec<sqlx::postgres::PgRow>> {
+        let mut workspaces = Vec::new();
+        let mut granularities = Vec::new();
+        let mut starts = Vec::new();
+        for ((workspace, granularity), bucket_starts) in buckets {
+            for start in bucket_starts {
+                workspaces.push(*workspace);
+                granularities.push(*granularity);
+                starts.push(*start);
+            }
+        }
+        let sql = format!(
+            "{select} r JOIN unnest($1::uuid[], $2::int8[], $3::int8[]) AS k(w, g, b) \
+             ON r.workspace_id = k.w AND r.granularity = k.g AND r.bucket_start = k.b"
+        );
+        Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(workspaces)
+            .bind(granularities)
+            .bind(starts)
+            .fetch_all(&mut *conn)
+            .await?)
+    }
 }
 
 /// Serializes rollup writers of the same workspaces (PostgreSQL; SQLite has one writer).
