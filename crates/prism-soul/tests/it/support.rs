@@ -40,25 +40,26 @@ impl Soul {
     }
 
     pub async fn start_with(store: Arc<dyn Store>, settings: SoulSettings) -> Self {
-        let spool = tempfile::tempdir().unwrap();
-        let (recorder, task) = Recorder::start(
-            store.clone(),
-            RecorderConfig::new(spool.path().to_path_buf()),
-        );
-        let intercept = InterceptState::new(
-            store.clone(),
-            recorder,
-            HttpExecutor::new(ExecutorConfig::default()),
-            GrpcExecutor::new(GrpcConfig::default()),
-            InterceptSettings::default(),
-            Arc::new(SystemClock),
-        );
+        let (intercept, task, spool) = data_plane(&store, InterceptSettings::default());
+        let data_plane = DataPlane::InProcess(intercept.clone());
+        Self::serve(store, settings, data_plane, (intercept, task, spool)).await
+    }
+
+    /// Serves a control plane sending to `data_plane`; `local` is this test's own data plane
+    /// (in-process, or the one kept for recording checks).
+    pub async fn serve(
+        store: Arc<dyn Store>,
+        settings: SoulSettings,
+        data_plane: DataPlane,
+        local: (InterceptState, RecorderTask, tempfile::TempDir),
+    ) -> Self {
+        let (intercept, task, spool) = local;
         let state = SoulState::new(
             store.clone(),
             Arc::new(SystemClock),
             settings,
             SECRET_KEY,
-            DataPlane::InProcess(intercept.clone()),
+            data_plane,
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -333,6 +334,7 @@ pub fn now() -> prism_domain::Timestamp {
 // ---------------------------------------------------------------------------------------------
 // Sending requests: split planes, saved content, and an upstream to send to.
 
+use sending::data_plane;
 pub use sending::{Echo, echoed, rest_spec};
 
 mod sending {
@@ -348,7 +350,7 @@ mod sending {
     use super::*;
 
     /// A data plane (intercept) over `store` with its own recorder, not yet served.
-    fn data_plane(
+    pub(crate) fn data_plane(
         store: &Arc<dyn Store>,
         settings: InterceptSettings,
     ) -> (InterceptState, RecorderTask, tempfile::TempDir) {
@@ -396,26 +398,15 @@ mod sending {
 
         /// A control plane that sends to a data plane at `base`, which need not be listening.
         pub async fn start_remote_at(store: Arc<dyn Store>, base: &str, soul_key: &str) -> Self {
-            let (intercept, task, spool) = data_plane(&store, InterceptSettings::default());
-            let state = SoulState::new(
-                store.clone(),
-                Arc::new(SystemClock),
-                SoulSettings::default(),
-                SECRET_KEY,
-                DataPlane::Remote(RemoteDataPlane::new(base, service_credential(soul_key))),
-            );
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-            Self {
-                addr,
-                state,
+            let local = data_plane(&store, InterceptSettings::default());
+            let remote = RemoteDataPlane::new(base, service_credential(soul_key));
+            Soul::serve(
                 store,
-                intercept,
-                recorder: Some(task),
-                _spool: spool,
-            }
+                SoulSettings::default(),
+                DataPlane::Remote(remote),
+                local,
+            )
+            .await
         }
 
         /// A saved request in a fresh collection of `ws`, created in the store.
