@@ -11,14 +11,16 @@ $('ws-select')?.addEventListener('change', (ev) => location.assign('/app/analyti
 $('signout')?.addEventListener('click', async () => { try { await api('POST', '/api/auth/logout'); } finally { location.assign('/'); } });
 $('ws-new')?.addEventListener('click', () => location.assign('/app'));
 
-/** A duration for people: two significant digits at most, in µs, ms, s or min. */
+/** A duration for people: two significant digits at most, in µs, ms, s, min, h or d. */
 export function fmtDur(ms) {
   if (!(ms > 0)) return '0';
   const round = (v) => (v >= 10 ? String(Math.round(v)) : String(Math.round(v * 10) / 10));
   if (ms < 1) return `${round(ms * 1000)} µs`;
   if (ms < 1000) return `${round(ms)} ms`;
   if (ms < 60000) return `${round(ms / 1000)} s`;
-  return `${round(ms / 60000)} min`;
+  if (ms < 3600000) return `${round(ms / 60000)} min`;
+  if (ms < 86400000) return `${round(ms / 3600000)} h`;
+  return `${round(ms / 86400000)} d`;
 }
 
 // ---------------------------------------------------------------------------------------------
