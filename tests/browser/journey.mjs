@@ -1,8 +1,10 @@
 // PRISM's web UI in headless Chromium, the way a user goes through it:
 // sign up → workspace → collection → REST request to the test upstream → send → status and body
-// → the waterfall shows PRISM's span and the upstream's own (exported over OTLP) → history →
-// gRPC service and method pickers from a pasted proto → analytics → a second user with the viewer
-// role cannot edit.
+// → the waterfall shows PRISM's span and the upstream's own (exported over OTLP) → the timing
+// breakdown of a new and of a reused connection → history → gRPC service and method pickers from
+// a pasted proto → analytics with its charts, drilled down to an endpoint and to a saved request
+// and back → a second user with the viewer role cannot edit (nor drag). Drag and drop moves a
+// request in the tree; a refused drop shows the server's reason and changes nothing.
 //
 // Usage: node journey.mjs <prism-url> <upstream-url> <screenshot-dir>
 // Started by crates/prism-cli/tests/it/browser.rs; exits non-zero with a message on failure.
@@ -112,6 +114,33 @@ try {
   await page.click('#dlg-ok');
   await page.waitForSelector('#tree .col[data-name="Archive"] .req[data-name="Get order"]');
 
+  step('drag and drop moves a request into a folder, with the drop target highlighted');
+  await page.click('#tree .col[data-name="Orders API"] > .row');
+  await page.click('#tree-actions [data-act=new-request]');
+  await page.fill('#dlg input[name=name]', 'Draft order');
+  await page.click('#dlg-ok');
+  await page.waitForSelector('#tree .col[data-name="Orders API"] > ul > .req[data-name="Draft order"]');
+  const draftId = await page.getAttribute('#tree .req[data-name="Draft order"]', 'data-id');
+  const archiveId = await page.getAttribute('#tree .col[data-name="Archive"]', 'data-id');
+  const ordersId = await page.getAttribute('#tree .col[data-name="Orders API"]', 'data-id');
+  await page.hover('#tree .req[data-name="Draft order"] > .row');
+  await page.mouse.down();
+  const into = await page.locator('#tree .col[data-name="Archive"] > .row').boundingBox();
+  await page.mouse.move(into.x + 20, into.y + into.height / 2, { steps: 5 });
+  await page.waitForSelector('#tree .col[data-name="Archive"].drop-target');
+  await page.mouse.up();
+  await page.waitForSelector('#tree .col[data-name="Archive"] .req[data-name="Draft order"]');
+  check(!(await page.$('#tree .drop-target')), 'no highlight left after the drop');
+  const moved = await call(page, 'GET', `/api/requests/${draftId}`);
+  check(moved.body.collection_id === archiveId, `the server has the request in the folder: ${JSON.stringify(moved.body)}`);
+
+  step('a refused drop (a collection into its own folder) shows why and changes nothing');
+  await page.dragAndDrop('#tree .col[data-name="Orders API"] > .row', '#tree .col[data-name="Archive"] > .row');
+  await page.waitForSelector('#tree-error:has-text("move_cycle")');
+  check(await page.isVisible('#tree > .tree > .col[data-name="Orders API"] > ul > .col[data-name="Archive"]'), 'the tree is unchanged');
+  const orders = await call(page, 'GET', `/api/collections/${ordersId}`);
+  check(orders.status === 200 && orders.body.parent_id == null, `the collection stayed at the top: ${JSON.stringify(orders.body)}`);
+
   step('an environment with a secret; variables are checked before sending');
   await page.click('#env-new');
   await page.fill('#dlg input[name=name]', 'Local');
@@ -165,6 +194,28 @@ try {
   check((await page.textContent('#svcmap')).includes('1 call'), 'the map labels the edge with its calls');
   await page.click('[data-tview=gantt]');
   await page.screenshot({ path: `${shots}/workbench.png`, fullPage: true });
+  const requestId = await page.getAttribute('#tree .req[data-name="Get order"]', 'data-id');
+  check((await page.getAttribute('#r-analytics', 'href')).includes(`request_id=${requestId}`), 'the editor links to the request\'s analytics');
+
+  step('the timing breakdown: DNS and connect of a new connection, neither for a reused one');
+  await page.click('#tab-new');
+  await page.fill('#r-url', `${upstream.replace('127.0.0.1', 'localhost')}/orders/7`);
+  await page.click('#r-send');
+  await page.waitForSelector('#resp-status.s-2');
+  await page.click('#response [role=tab][data-rpane=timing]');
+  const phase = (name) => page.textContent(`#resp-phases [data-phase=${name}]`);
+  check(/^DNS: \d/.test(await phase('dns')), `DNS measured: ${await phase('dns')}`);
+  check(/^Connect: \d/.test(await phase('connect')), `connect measured: ${await phase('connect')}`);
+  check(/^Waiting: \d/.test(await phase('wait')) && /^Download: \d/.test(await phase('download')), 'waiting and download');
+  check((await page.$$('#resp-phases svg rect')).length >= 3, 'the bar has a segment per measured phase');
+  await page.click('#r-send');
+  await page.waitForSelector('#resp-phases [data-phase=dns]:has-text("reused connection")');
+  check((await phase('connect')).includes('reused connection'), `a reused connection has no connect time: ${await phase('connect')}`);
+  await page.screenshot({ path: `${shots}/timing.png`, fullPage: true });
+  await page.click('#response [role=tab][data-rpane=body]');
+  page.once('dialog', (d) => d.accept()); // "discard unsaved changes?"
+  await page.click('.tab[aria-selected=true] .t-close');
+  await page.click('.tab:has-text("Get order") .t-name');
 
   step('a 10 MB response is shown truncated, whole in the download');
   await page.click('#tab-new');
@@ -185,7 +236,8 @@ try {
     throw new Error(`history: ${await page.innerHTML('#history')}`);
   });
   check((await page.textContent('#history')).includes('200'), 'history shows the status');
-  await page.click('#history button[data-execution]:has-text("/orders/")');
+  // The Ctrl+Enter send (to 127.0.0.1), not the later ones to localhost.
+  await page.click('#history button[data-execution]:has-text("127.0.0.1"):has-text("/orders/")');
   await page.waitForSelector('.tab[aria-selected=true]:has-text("/orders/")');
   await page.waitForSelector('#resp-body:has-text("order-42")');
   await page.waitForSelector('#gantt .bar[aria-label^="journey-upstream: SELECT orders"]');
@@ -218,17 +270,62 @@ try {
   page.once('dialog', (d) => d.accept()); // "discard unsaved changes?"
   await page.click('.tab[aria-selected=true] .t-close');
 
-  step('analytics counts it');
-  const probe = await call(page, 'GET', `/api/workspaces/${ws}/analytics?window=1h`);
-  if (probe.status === 404 && probe.body?.code === 'route_not_found') {
-    console.log('step skipped: this build has no analytics API');
-  } else {
-    await page.goto(`${base}/app/analytics?w=${ws}`);
-    await page.waitForSelector('[data-card="Requests"] b:not(:has-text("—"))');
-    const counted = Number((await page.textContent('[data-card="Requests"] b')).trim());
-    check(counted >= 1, `analytics counts the request (${counted})`);
-    await page.screenshot({ path: `${shots}/analytics.png`, fullPage: true });
-  }
+  step("analytics of the saved request, opened from the editor");
+  const requestsCount = async () => Number((await page.textContent('[data-card="Requests"] b')).trim());
+  // The page marks what it last loaded on <body> (no waitForFunction: the CSP forbids eval).
+  const loaded = (part) => page.waitForSelector(`body[data-loaded*="${part}"]`, { state: 'attached' });
+  const home = `/app/analytics?w=${ws}&window=24h`;
+  await page.click('.tab:has-text("Get order") .t-name');
+  await page.click('#r-analytics');
+  await page.waitForURL(/\/app\/analytics\?.*request_id=/);
+  await loaded(`request_id=${requestId}`);
+  await page.waitForSelector('#an-crumbs:has-text("Request:"):has-text("Get order")');
+  check(await requestsCount() >= 1, 'the saved request was sent');
+  check(await page.inputValue('#an-request') === requestId, 'the picker shows the request');
+
+  step('back to the workspace: analytics counts everything');
+  await page.click('#an-back');
+  await page.waitForSelector(`body[data-loaded="${home}"]`, { state: 'attached' });
+  check(new URL(page.url()).search === home.split('/app/analytics')[1], `the URL is the workspace's: ${page.url()}`);
+  check(!(await page.isVisible('#an-back')), 'no way back from the top');
+  const all = await requestsCount();
+  check(all >= 4, `analytics counts every send (${all})`);
+
+  step('the charts: durations as labels that do not overlap, one bucket as one narrow bar');
+  const ticks = await page.$$eval('#an-histogram text.xtick', (els) => els.map((e) => { const b = e.getBoundingClientRect(); return { t: e.textContent, l: b.left, r: b.right }; }));
+  check(ticks.length >= 2, `histogram axis labels: ${JSON.stringify(ticks)}`);
+  for (const t of ticks) check(/^\d+(\.\d)? (µs|ms|s|min)$/.test(t.t), `a human duration: ${t.t}`);
+  ticks.sort((a, b) => a.l - b.l);
+  for (let i = 1; i < ticks.length; i++) check(ticks[i].l >= ticks[i - 1].r, `labels overlap: ${JSON.stringify(ticks)}`);
+  check((await page.$$('#an-histogram rect.bar-h')).length >= 8, 'the histogram keeps empty neighbours');
+  const plot = await page.$eval('#an-series svg', (s) => s.getBoundingClientRect().width);
+  const bars = await page.$$eval('#an-series rect.ok', (rs) => rs.map((r) => r.getBoundingClientRect().width));
+  check(bars.length >= 1 && bars.every((w) => w <= plot / 8), `narrow bars on a time axis: ${bars} of ${plot}`);
+  check((await page.$$('#an-series text.xtick')).length >= 2, 'the time axis is labelled');
+  await page.screenshot({ path: `${shots}/analytics.png`, fullPage: true });
+
+  step('drill down to a top endpoint with the keyboard, then back with the browser');
+  await page.focus('#an-top a:has-text("GET /orders/{id}")');
+  await page.keyboard.press('Enter');
+  await loaded('endpoint=');
+  await page.waitForSelector('#an-crumbs:has-text("GET /orders/{id}")');
+  const orderCount = await requestsCount();
+  check(orderCount >= 3 && orderCount < all, `only the endpoint's executions (${orderCount} of ${all})`);
+  check((await page.$$('#an-top tr[data-endpoint]')).length === 1, 'one endpoint in the filtered view');
+  await page.reload();
+  await loaded('endpoint=');
+  check(await requestsCount() === orderCount, 'a reload keeps the drill-down');
+  await page.goBack();
+  await page.waitForSelector(`body[data-loaded="${home}"]`, { state: 'attached' });
+  check(!page.url().includes('endpoint'), `back leaves the drill-down: ${page.url()}`);
+  check(await requestsCount() === all, 'back shows the whole workspace again');
+
+  step('a saved request never sent: an explicit empty state');
+  await page.selectOption('#an-request', draftId);
+  await loaded(`request_id=${draftId}`);
+  await page.waitForSelector('#an-empty:visible:has-text("No executions in this window")');
+  check((await page.textContent('#an-series')).includes('No executions in this window'), 'the time series says so');
+  check((await page.textContent('#an-histogram')).includes('No executions in this window'), 'the histogram says so');
 
   step('a viewer cannot edit');
   const other = await browser.newContext({ viewport: { width: 1280, height: 900 } });
@@ -244,6 +341,7 @@ try {
   await viewer.goto(`${base}/app?w=${ws}`);
   check(!(await viewer.isVisible('#col-new')), 'no create button for a viewer');
   check(!(await viewer.isVisible('#tree-actions')), 'no edit actions for a viewer');
+  check((await viewer.$$('#tree [draggable]')).length === 0, 'nothing to drag for a viewer');
   await viewer.click('#tree .req[data-name="Get order"] .row');
   await viewer.waitForSelector('#editor:not([hidden])');
   check(!(await viewer.isVisible('#r-save')), 'no save button for a viewer');

@@ -191,6 +191,53 @@ async function reloadTree(selectId) {
   select(li || null, !!li);
 }
 
+// Drag and drop (editors; viewers' rows are not draggable): a request or folder dropped on a
+// collection or folder moves there with the same API as the Move dialog, which stays the keyboard
+// way. A refused move (say, a folder into its own subfolder) shows the server's reason and the
+// tree stays as it was.
+let dragged = null;
+const clearDrop = () => { for (const el of document.querySelectorAll('#tree .drop-target')) el.classList.remove('drop-target'); };
+function dropTarget(ev) {
+  const col = dragged && ev.target.closest?.('#tree .col');
+  // Onto itself, or where it already is: nothing to do.
+  if (!col || col === dragged || dragged.parentElement.closest('.node') === col) return null;
+  return col;
+}
+if (canEdit) {
+  $('tree')?.addEventListener('dragstart', (ev) => {
+    dragged = ev.target.closest?.('.node') || null;
+    if (!dragged) return;
+    ev.dataTransfer.effectAllowed = 'move';
+    ev.dataTransfer.setData('text/plain', dragged.dataset.name);
+    dragged.classList.add('dragging');
+    $('tree-error').textContent = '';
+  });
+  $('tree')?.addEventListener('dragend', () => { dragged?.classList.remove('dragging'); dragged = null; clearDrop(); });
+  $('tree')?.addEventListener('dragover', (ev) => {
+    const col = dropTarget(ev);
+    if (!col) { clearDrop(); return; }
+    ev.preventDefault();
+    ev.dataTransfer.dropEffect = 'move';
+    if (!col.classList.contains('drop-target')) { clearDrop(); col.classList.add('drop-target'); }
+  });
+  $('tree')?.addEventListener('dragleave', (ev) => { if (!$('tree').contains(ev.relatedTarget)) clearDrop(); });
+  $('tree')?.addEventListener('drop', async (ev) => {
+    const col = dropTarget(ev);
+    const li = dragged;
+    clearDrop();
+    if (!col || !li) return;
+    ev.preventDefault();
+    const request = li.dataset.kind === 'request';
+    try {
+      await api('PATCH', request ? `/api/requests/${li.dataset.id}` : `/api/collections/${li.dataset.id}`,
+        request ? { collection_id: col.dataset.id } : { parent_id: col.dataset.id });
+      await reloadTree(li.dataset.id);
+    } catch (err) {
+      $('tree-error').textContent = `Could not move “${li.dataset.name}” into “${col.dataset.name}”: ${err.message}${err.code ? ` (${err.code})` : ''}`;
+    }
+  });
+}
+
 $('col-new')?.addEventListener('click', () => ask('New collection', 'Name', '', async (name) => {
   const c = await api('POST', `/api/workspaces/${ws}/collections`, { name });
   await reloadTree(c.id);
@@ -366,6 +413,11 @@ function edited() {
 function dirty(t) { return !t.readOnly && JSON.stringify(t.fields) !== t.saved; }
 
 function renderTabs() {
+  const an = $('r-analytics');
+  if (an) {
+    an.hidden = !current?.id;
+    if (current?.id) an.href = `/app/analytics?w=${encodeURIComponent(ws)}&window=24h&request_id=${encodeURIComponent(current.id)}`;
+  }
   const bar = $('tabs');
   bar.replaceChildren(...tabs.map((t) => h('div', { class: 'tab', role: 'tab', 'aria-selected': String(t === current), 'data-key': t.key },
     h('button', { type: 'button', class: 't-name' + (dirty(t) ? ' dirty' : ''), title: t.name, onclick: () => activate(t) }, t.name),
@@ -561,11 +613,41 @@ function showResponse(a) {
     return h('tr', {}, h('td', {}, pair.slice(0, i).trim()), h('td', {}, pair.slice(i + 1).trim()), h('td', {}, attrs.join(';').trim()));
   }));
   if (!(a.set_cookies || []).length) $('resp-cookies').append(h('tr', {}, h('td', {}, 'No cookies set')));
+  phases(a);
   $('resp-timing').replaceChildren(...[
     ['Total', fmtMs(a.duration_ms)], ['Time to first byte', fmtMs(a.ttfb_ms)], ['Request size', fmtBytes(a.request_size)],
     ['Response size', fmtBytes(a.response_size)], ['HTTP version', a.http_version || ''], ['Final URL', a.final_url || ''],
     ['Execution id', a.execution_id || ''], ['Trace id', a.trace_id || ''],
   ].filter(([, v]) => v).map(([k, v]) => h('tr', {}, h('td', {}, k), h('td', {}, v))));
+}
+
+/** The timing breakdown: DNS, connect (with TLS for https), waiting and download as one bar,
+ *  and a list that says why a phase has no number (a reused connection has no DNS or connect). */
+function phases(a) {
+  const box = $('resp-phases');
+  const total = a.duration_ms, ttfb = a.ttfb_ms;
+  if (total == null || ttfb == null) { box.replaceChildren(h('p', { class: 'muted' }, 'No breakdown: no response arrived.')); return; }
+  const reused = a.connection_reused === true, opened = a.connection_reused === false;
+  const tls = /^https:/i.test(a.final_url || a.request?.url || '');
+  const why = reused ? 'reused connection' : 'not measured';
+  const dns = a.dns_ms ?? null, connect = a.connect_ms ?? null;
+  const setup = (dns || 0) + (connect || 0);
+  const list = [
+    ['dns', 'DNS', dns, opened && dns == null ? 'no lookup (IP address)' : why],
+    ['connect', tls ? 'Connect + TLS' : 'Connect', connect, why],
+    ['wait', reused || connect != null ? 'Waiting' : 'Waiting (includes connection setup)', Math.max(0, ttfb - setup)],
+    ['download', 'Download', Math.max(0, total - ttfb)],
+  ];
+  const svg = h('svg', { class: 'phase-bar', viewBox: '0 0 1000 14', preserveAspectRatio: 'none', width: '100%', height: 14, role: 'img', 'aria-label': 'Timing breakdown' });
+  let x = 0;
+  for (const [key, label, ms] of list) {
+    if (!(ms > 0) || !(total > 0)) continue;
+    const w = (ms / total) * 1000;
+    svg.append(h('rect', { class: `ph-${key}`, x, y: 0, width: w, height: 14 }, h('title', {}, `${label}: ${fmtMs(ms)}`)));
+    x += w;
+  }
+  box.replaceChildren(svg, h('ul', { class: 'phase-list' }, list.map(([key, label, ms, none]) => h('li', { 'data-phase': key },
+    h('span', { class: `sw ph-${key}` }), `${label}: `, ms == null ? h('em', { class: 'muted' }, none) : h('b', {}, fmtMs(ms))))));
 }
 
 function renderBody() {
@@ -661,6 +743,7 @@ async function openExecution(id) {
       execution_id: x.id, trace_id: x.trace_id, failed: x.failed, error_kind: x.error_kind,
       error_msg: x.error_message || snap.error?.message || '', duration_ms: x.duration_ms, ttfb_ms: x.ttfb_ms,
       request_size: x.request_size, response_size: x.response_size, header_list: headerList,
+      dns_ms: x.dns_ms, connect_ms: x.connect_ms, connection_reused: snap.timings?.connection_reused,
       set_cookies: headerList.filter((hd) => hd.name.toLowerCase() === 'set-cookie').map((hd) => hd.value),
       http_version: r.http_version, final_url: r.url,
       body: grpc ? JSON.stringify(r.messages ?? [], null, 2) : r.body?.data ?? '',

@@ -1,6 +1,7 @@
 //! The web UI in real headless Chromium, against the real `prism up` binary and a test upstream
 //! that exports its own spans over OTLP: `tests/browser/journey.mjs` (Playwright) goes through
-//! sign-up, workspace, collection, request, send, trace, history, analytics and the viewer role.
+//! sign-up, workspace, collection, request (moved by drag and drop), send, timing breakdown, trace,
+//! history, analytics with drill-down and back, and the viewer role.
 //!
 //! Needs `node`, Chromium (`/usr/bin/chromium` or `PRISM_CHROMIUM`) and `npm ci` in
 //! `tests/browser`; without them the test prints `skipped: …` and passes (CI installs them).

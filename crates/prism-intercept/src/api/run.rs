@@ -939,6 +939,16 @@ pub(crate) struct HttpAnswer<'a> {
     request_duration: String,
     duration_ms: f64,
     ttfb_ms: Option<f64>,
+    /// The host name lookup of the connection this request opened; `null` when the connection
+    /// was reused or the host is an IP address.
+    dns_ms: Option<f64>,
+    /// Opening that connection after the lookup: TCP connect, and for `https` the TLS handshake
+    /// too (not measured apart); `null` when the connection was reused.
+    connect_ms: Option<f64>,
+    /// Always `null`: the TLS handshake is included in `connect_ms`.
+    tls_ms: Option<f64>,
+    /// The response came on a pooled connection opened earlier; `null` without a response.
+    connection_reused: Option<bool>,
     /// What PRISM sent.
     #[schema(value_type = Object)]
     request: &'a SentRequest,
@@ -999,6 +1009,10 @@ fn http_answer(
         request_duration: format!("{}ms", outcome.timings.total_ns / 1_000_000),
         duration_ms: millis(outcome.timings.total_ns),
         ttfb_ms: outcome.timings.ttfb_ns.map(millis),
+        dns_ms: outcome.timings.dns_ns.map(millis),
+        connect_ms: outcome.timings.connect_ns.map(millis),
+        tls_ms: outcome.timings.tls_ns.map(millis),
+        connection_reused: outcome.timings.connection_reused,
         request: &outcome.request,
         spans: [span],
     };

@@ -4,7 +4,8 @@
 //! - the URL's host: checked before sending ([`EgressPolicy::check_host`]; IP literals are checked
 //!   as addresses, because reqwest connects to them without resolving);
 //! - the resolved addresses of a host name: [`PolicyResolver`] drops blocked ones and fails when
-//!   none is left, so DNS answers that point inside the network (rebinding) are refused;
+//!   none is left, so DNS answers that point inside the network (rebinding) are refused (its
+//!   lookup is the timed one of [`super::timing`]);
 //! - redirects: every hop's host is checked again by the redirect policy (its name is resolved
 //!   through the same resolver).
 
@@ -27,8 +28,7 @@ impl Resolve for PolicyResolver {
         let policy = Arc::clone(&self.policy);
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let resolved: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let resolved: Vec<SocketAddr> = super::timing::lookup(&host).await?;
             let mut first_blocked = None;
             let allowed: Vec<SocketAddr> = resolved
                 .into_iter()

@@ -21,11 +21,11 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderName, Heade
 use reqwest::redirect::Policy;
 use reqwest::{Method, Url};
 
-use super::egress;
 use super::{
     BodyEncoding, BodySnapshot, ClientKey, ExecutionError, Header, HttpExecutor, HttpOutcome,
     ReceivedResponse, SentRequest, TRACEPARENT, TRACESTATE, Timings, nanos,
 };
+use super::{egress, timing};
 
 /// The response buffer is pre-sized from `Content-Length` up to this, never more: the header may
 /// lie, and the cap alone (10 MiB by default) is too much to reserve for every request.
@@ -139,17 +139,21 @@ impl HttpExecutor {
         if let Some(body) = body {
             builder = builder.body(body.bytes);
         }
-        let response = match builder.send().await {
+        let (sent, phases) = timing::measured(builder.send()).await;
+        let response = match sent {
             Ok(response) => response,
             Err(err) => {
                 let (kind, message) = match egress::blocked_cause(&err) {
                     Some(blocked) => (ErrorKind::Blocked, blocked.to_string()),
                     None => (classify(&err), describe(&err)),
                 };
-                return failed(request, kind, message, request_size, started);
+                let mut outcome = failed(request, kind, message, request_size, started);
+                outcome.timings.dns_ns = phases.unused_lookup_ns();
+                return outcome;
             }
         };
         let ttfb = started.elapsed();
+        let connection = phases.for_response(response.extensions());
 
         let status = response.status().as_u16();
         let http_version = format!("{:?}", response.version());
@@ -188,7 +192,10 @@ impl HttpExecutor {
             timings: Timings {
                 total_ns: nanos(total),
                 ttfb_ns: Some(nanos(ttfb)),
-                ..Timings::default()
+                dns_ns: connection.dns_ns,
+                connect_ns: connection.connect_ns,
+                tls_ns: None,
+                connection_reused: connection.reused,
             },
             request_size: request_size as i64,
             response_size: i64::try_from(read.size).unwrap_or(i64::MAX),
@@ -221,6 +228,7 @@ fn failed(
 /// One reqwest client per [`ClientKey`]. The environment's proxy variables are ignored on
 /// purpose: the outcome (DNS, connect, TLS errors; later the SSRF guard) must describe the target,
 /// not a proxy. No `Referer` is added on redirects, so the target sees only what the user set.
+/// The connector and the resolver are timed ([`timing`]).
 pub(super) fn build_client(
     key: ClientKey,
     policy: &Arc<EgressPolicy>,
@@ -231,16 +239,20 @@ pub(super) fn build_client(
         (true, true) => Policy::limited(key.max_redirects as usize),
         (true, false) => egress::redirect_policy(Arc::clone(policy), key.max_redirects as usize),
     };
-    let mut builder = reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .redirect(redirect)
         .tls_danger_accept_invalid_certs(!key.verify_tls)
         .referer(false)
-        .no_proxy();
-    if !open {
-        builder = builder.dns_resolver(Arc::new(egress::PolicyResolver {
+        .no_proxy()
+        .connector_layer(timing::ConnectTimingLayer);
+    // Both resolvers time the lookup (see `timing`); only the policy's filters addresses.
+    let builder = if open {
+        builder.dns_resolver(Arc::new(timing::TimedResolver))
+    } else {
+        builder.dns_resolver(Arc::new(egress::PolicyResolver {
             policy: Arc::clone(policy),
-        }));
-    }
+        }))
+    };
     builder.build()
 }
 

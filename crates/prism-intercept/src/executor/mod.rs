@@ -30,6 +30,7 @@
 mod egress;
 mod graphql;
 mod http;
+mod timing;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -310,22 +311,32 @@ pub struct ExecutionError {
 }
 
 /// Durations in nanoseconds, measured by PRISM around the request.
+///
+/// The connection phases (`dns_ns`, `connect_ns`) describe the connection that carried the
+/// (final) response, and only when this request opened it: a response on a connection reused
+/// from the pool has `None` for both and `connection_reused: true`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct Timings {
     /// From the start of the call until the body was read (or the failure).
     pub total_ns: i64,
-    /// Until the response headers arrived (includes DNS, connect, TLS and sending the body).
+    /// Until the response headers arrived (includes DNS, connect, TLS, sending the body and
+    /// every redirect hop).
     pub ttfb_ns: Option<i64>,
-    /// Always `None`: reqwest does not expose per-phase timings of its connector, and measuring
-    /// them would mean replacing its DNS/TCP/TLS stack. Kept so the shape matches the recorded
-    /// [`prism_domain::execution::Execution`].
+    /// The host name lookup for the connection this request opened. `None` when the connection
+    /// was reused, or the URL's host is an IP address (nothing to look up). Also set when the
+    /// lookup succeeded but connecting failed.
     pub dns_ns: Option<i64>,
-    /// Always `None`; see `dns_ns`.
+    /// Opening the connection after the lookup: the TCP connect and, for `https`, the TLS
+    /// handshake too (reqwest's connector does both; they are not told apart). `None` when the
+    /// connection was reused or never opened.
     pub connect_ns: Option<i64>,
-    /// Always `None`; see `dns_ns`.
+    /// Always `None`: the TLS handshake is inside `connect_ns` (see there). Kept so the shape
+    /// matches the recorded [`prism_domain::execution::Execution`].
     pub tls_ns: Option<i64>,
+    /// Whether the response came on a pooled connection opened by an earlier request. `None`
+    /// when no response arrived (or it does not say which connection carried it).
+    pub connection_reused: Option<bool>,
 }
-
 /// The result of [`HttpExecutor::introspect`]: the schema when the target returned one, and the
 /// full outcome either way (for showing or recording the exchange).
 #[derive(Debug, Clone, PartialEq, Serialize)]

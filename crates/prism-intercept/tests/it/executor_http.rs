@@ -807,7 +807,15 @@ async fn timings_and_serialization() {
         .await;
     let ttfb = outcome.timings.ttfb_ns.expect("ttfb");
     assert!(ttfb > 0 && ttfb <= outcome.timings.total_ns);
+    // An IP literal is not looked up; the connection is new, so its connect time is known.
     assert_eq!(outcome.timings.dns_ns, None);
+    assert!(
+        outcome
+            .timings
+            .connect_ns
+            .is_some_and(|c| c > 0 && c <= ttfb)
+    );
+    assert_eq!(outcome.timings.connection_reused, Some(false));
     assert_eq!(outcome.response.as_ref().unwrap().http_version, "HTTP/1.1");
 
     let json = serde_json::to_value(&outcome).unwrap();
@@ -815,6 +823,7 @@ async fn timings_and_serialization() {
     assert_eq!(json["response"]["body"]["encoding"], "text");
     assert_eq!(json["graphql_errors"], false);
     assert!(json["timings"]["total_ns"].as_i64().unwrap() > 0);
+    assert_eq!(json["timings"]["connection_reused"], false);
     assert!(json["error"].is_null());
 
     let failed = executor()
@@ -823,6 +832,92 @@ async fn timings_and_serialization() {
     let json = serde_json::to_value(&failed).unwrap();
     assert_eq!(json["error"]["kind"], "invalid_request");
     assert!(json["response"].is_null());
+}
+
+/// Checks the phases of a request that opened its own connection: both measured, positive, and
+/// together no longer than the time to first byte.
+fn assert_new_connection(outcome: &HttpOutcome) {
+    let t = outcome.timings;
+    assert_eq!(t.connection_reused, Some(false), "{t:?}");
+    let dns = t.dns_ns.expect("the lookup of localhost is measured");
+    let connect = t.connect_ns.expect("the connect is measured");
+    let ttfb = t.ttfb_ns.expect("ttfb");
+    assert!(dns > 0 && connect > 0, "{t:?}");
+    assert!(dns + connect <= ttfb && ttfb <= t.total_ns, "{t:?}");
+    assert_eq!(t.tls_ns, None, "TLS is inside connect_ns");
+}
+
+fn assert_reused_connection(outcome: &HttpOutcome) {
+    let t = outcome.timings;
+    assert_eq!(t.connection_reused, Some(true), "{t:?}");
+    assert_eq!(
+        (t.dns_ns, t.connect_ns, t.tls_ns),
+        (None, None, None),
+        "{t:?}"
+    );
+    assert!(t.ttfb_ns.is_some_and(|ttfb| ttfb > 0 && ttfb <= t.total_ns));
+}
+
+#[tokio::test]
+async fn a_new_connection_reports_dns_and_connect_and_a_reused_one_reports_neither() {
+    let up = upstream().await;
+    let url = format!("http://localhost:{}/timed", up.addr.port());
+    let executor = executor();
+    let first = executor
+        .execute_rest(&rest("GET", url.clone()), &new_context())
+        .await;
+    assert_eq!(status(&first), 200, "{:?}", first.error);
+    assert_new_connection(&first);
+    // The same client again: the pooled connection carries it.
+    let second = executor
+        .execute_rest(&rest("GET", url.clone()), &new_context())
+        .await;
+    assert_eq!(status(&second), 200);
+    assert_reused_connection(&second);
+    let json = serde_json::to_value(&second).unwrap();
+    assert_eq!(json["timings"]["connection_reused"], true);
+    assert!(json["timings"]["dns_ns"].is_null());
+    // Another executor has its own pool, so it opens (and times) a connection of its own.
+    let fresh = self::executor()
+        .execute_rest(&rest("GET", url), &new_context())
+        .await;
+    assert_new_connection(&fresh);
+}
+
+#[tokio::test]
+async fn the_egress_policy_resolver_times_its_lookup_too() {
+    let up = upstream().await;
+    let mut policy = EgressPolicy::restricted();
+    policy.allow_cidrs.push("127.0.0.0/8".parse().unwrap());
+    policy.allow_cidrs.push("::1/128".parse().unwrap());
+    let executor = guarded_executor(policy);
+    let url = format!("http://localhost:{}/timed", up.addr.port());
+    let first = executor
+        .execute_rest(&rest("GET", url.clone()), &new_context())
+        .await;
+    assert_eq!(status(&first), 200, "{:?}", first.error);
+    assert_new_connection(&first);
+    let second = executor
+        .execute_rest(&rest("GET", url), &new_context())
+        .await;
+    assert_reused_connection(&second);
+}
+
+#[tokio::test]
+async fn a_refused_connection_still_reports_its_lookup() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let outcome = executor()
+        .execute_rest(
+            &rest("GET", format!("http://localhost:{port}/")),
+            &new_context(),
+        )
+        .await;
+    assert_eq!(outcome.error_kind(), Some(ErrorKind::ConnectionRefused));
+    assert!(outcome.timings.dns_ns.is_some_and(|d| d > 0));
+    assert_eq!(outcome.timings.connect_ns, None);
+    assert_eq!(outcome.timings.connection_reused, None);
 }
 
 /// A one-shot server that reads the first request's head, answers with `raw` bytes and closes
@@ -977,6 +1072,8 @@ async fn tls_is_verified_by_default_and_can_be_switched_off() {
     spec.settings.verify_tls = Some(false);
     let outcome = executor.execute_rest(&spec, &new_context()).await;
     assert_eq!(status(&outcome), 200, "{:?}", outcome.error);
+    // The connect time includes the TLS handshake (not measured apart).
+    assert_new_connection(&outcome);
     // HTTP/2 negotiated over TLS with ALPN.
     assert_eq!(outcome.response.unwrap().http_version, "HTTP/2.0");
     let seen = up.next().await;

@@ -210,6 +210,12 @@ pub async fn rest_call_runs_with_trace_context_and_is_recorded(store: Arc<dyn St
     assert_eq!(body["body"], "{\"ok\":true}");
     assert_eq!(body["request_size"], 14);
     assert!(body["request_duration"].as_str().unwrap().ends_with("ms"));
+    // A new connection to an IP address: no lookup, a measured connect (TLS would be inside it).
+    assert_eq!(body["connection_reused"], false);
+    assert_eq!(body["dns_ms"], Value::Null);
+    assert_eq!(body["tls_ms"], Value::Null);
+    let connect_ms = body["connect_ms"].as_f64().expect("connect measured");
+    assert!(connect_ms > 0.0 && connect_ms <= body["ttfb_ms"].as_f64().unwrap());
 
     // The upstream saw the client span as the parent in a fresh sampled trace.
     let seen = up.next().await;
@@ -238,12 +244,19 @@ pub async fn rest_call_runs_with_trace_context_and_is_recorded(store: Arc<dyn St
     );
     assert!(!execution.failed);
     assert!(execution.duration_ns > 0);
+    assert_eq!(execution.dns_ns, None);
+    assert!(
+        execution
+            .connect_ns
+            .is_some_and(|c| c > 0 && Some(c) <= execution.ttfb_ns)
+    );
     let detail = store
         .find_execution_detail(execution.id)
         .await
         .unwrap()
         .expect("the snapshot is stored");
     assert_eq!(detail.response["response"]["status"], 201);
+    assert_eq!(detail.response["timings"]["connection_reused"], false);
 
     let trace: TraceId = body["trace_id"].as_str().unwrap().parse().unwrap();
     let spans = store.list_trace_spans(trace).await.unwrap();

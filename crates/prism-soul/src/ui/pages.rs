@@ -360,7 +360,7 @@ pub async fn render_workbench(
         );
     }
     out.push_str("<p class=\"error\" id=\"tree-error\" role=\"alert\"></p><div id=\"tree\">");
-    render_tree(&mut out, &collections, &requests);
+    render_tree(&mut out, &collections, &requests, editable);
     out.push_str("</div></section>");
     out.push_str("<section class=\"panel\" aria-labelledby=\"h-env\"><div class=\"panel-head\"><h2 id=\"h-env\">Environment</h2>");
     if editable {
@@ -401,7 +401,7 @@ const EDITOR: &str = r#"<section id="editor" class="editor" hidden aria-label="R
 <select id="r-method" aria-label="Method" data-only="rest"><option>GET</option><option>POST</option><option>PUT</option><option>PATCH</option><option>DELETE</option><option>HEAD</option><option>OPTIONS</option></select>
 <input id="r-url" class="mono grow" aria-label="URL" placeholder="https://api.example.com/path?q=1" data-only="rest graphql" spellcheck="false">
 <input id="r-address" class="mono grow" aria-label="Server address" placeholder="host:port" data-only="grpc" spellcheck="false">
-<button id="r-save" type="button" title="Save (Ctrl+S)">Save</button><button id="r-send" class="primary" type="button" title="Send (Ctrl+Enter)">Send</button></div>
+<a id="r-analytics" class="button" hidden title="Latency and errors of this saved request">Analytics</a><button id="r-save" type="button" title="Save (Ctrl+S)">Save</button><button id="r-send" class="primary" type="button" title="Send (Ctrl+Enter)">Send</button></div>
 <p class="field-error" data-for="url" role="alert"></p><p class="field-error" data-for="server_address" id="g-address-error" role="alert"></p>
 <div id="r-vars" class="vars" aria-live="polite"></div>
 <div class="subtabs" role="tablist" aria-label="Request parts">
@@ -430,7 +430,7 @@ const EDITOR: &str = r#"<section id="editor" class="editor" hidden aria-label="R
 <div class="subtabs" role="tablist" aria-label="Response parts"><button role="tab" data-rpane="body" aria-selected="true">Body</button><button role="tab" data-rpane="headers">Headers</button><button role="tab" data-rpane="cookies">Cookies</button><button role="tab" data-rpane="timing">Timing</button></div>
 <p id="resp-note" class="muted"></p>
 <pre id="resp-body" class="rpane mono body" data-rpane="body" tabindex="0"></pre><div class="rpane" data-rpane="headers" hidden><table id="resp-headers" class="table"></table></div>
-<div class="rpane" data-rpane="cookies" hidden><table id="resp-cookies" class="table"></table></div><div class="rpane" data-rpane="timing" hidden><table id="resp-timing" class="table"></table></div>
+<div class="rpane" data-rpane="cookies" hidden><table id="resp-cookies" class="table"></table></div><div class="rpane" data-rpane="timing" hidden><div id="resp-phases" class="phases"></div><table id="resp-timing" class="table"></table></div>
 </section>"#;
 
 const TRACE_PANEL: &str = r#"<section id="trace-panel" class="trace-panel" aria-label="Trace">
@@ -439,8 +439,15 @@ const TRACE_PANEL: &str = r#"<section id="trace-panel" class="trace-panel" aria-
 <div class="trace-body"><div id="gantt" class="tview" data-tview="gantt"><p class="muted">Send a request to see its trace.</p></div><div id="svcmap" class="tview" data-tview="map" hidden></div>
 <aside id="span-detail" class="span-detail" aria-live="polite"></aside></div></section>"#;
 
-/// The collections tree: top-level collections, their folders, then their requests.
-fn render_tree(out: &mut String, collections: &[Collection], requests: &[SavedRequest]) {
+/// The collections tree: top-level collections, their folders, then their requests. For editors
+/// (`editable`) every folder and request row is draggable: the script moves what is dropped on a
+/// collection or folder with the move API.
+fn render_tree(
+    out: &mut String,
+    collections: &[Collection],
+    requests: &[SavedRequest],
+    editable: bool,
+) {
     let mut children: HashMap<Option<CollectionId>, Vec<&Collection>> = HashMap::new();
     for c in collections {
         children.entry(c.parent_id).or_default().push(c);
@@ -460,7 +467,12 @@ fn render_tree(out: &mut String, collections: &[Collection], requests: &[SavedRe
         return;
     }
     out.push_str("<ul class=\"tree\" role=\"tree\" aria-label=\"Collections\">");
-    render_level(out, &children, &by_collection, None, 0);
+    let row = if editable {
+        "<div class=\"row\" tabindex=\"-1\" draggable=\"true\">"
+    } else {
+        "<div class=\"row\" tabindex=\"-1\">"
+    };
+    render_level(out, &children, &by_collection, None, 0, row);
     out.push_str("</ul>");
 }
 
@@ -470,6 +482,7 @@ fn render_level(
     requests: &HashMap<CollectionId, Vec<&SavedRequest>>,
     parent: Option<CollectionId>,
     depth: usize,
+    row: &str,
 ) {
     for c in children.get(&parent).into_iter().flatten() {
         let _ = write!(
@@ -478,11 +491,13 @@ fn render_level(
             c.id
         );
         esc_into(out, &c.name);
-        out.push_str("\"><div class=\"row\" tabindex=\"-1\"><span class=\"twisty\" aria-hidden=\"true\"></span><span class=\"name\">");
+        out.push_str("\">");
+        out.push_str(row);
+        out.push_str("<span class=\"twisty\" aria-hidden=\"true\"></span><span class=\"name\">");
         esc_into(out, &c.name);
         out.push_str("</span></div><ul role=\"group\">");
         if depth < 32 {
-            render_level(out, children, requests, Some(c.id), depth + 1);
+            render_level(out, children, requests, Some(c.id), depth + 1, row);
         }
         for r in requests.get(&c.id).into_iter().flatten() {
             let (badge, class) = badge(&r.spec);
@@ -494,7 +509,7 @@ fn render_level(
             esc_into(out, &r.name);
             let _ = write!(
                 out,
-                "\"><div class=\"row\" tabindex=\"-1\"><span class=\"badge {class}\">{}</span><span class=\"name\">",
+                "\">{row}<span class=\"badge {class}\">{}</span><span class=\"name\">",
                 esc(&badge)
             );
             esc_into(out, &r.name);
@@ -538,13 +553,13 @@ pub async fn tree_fragment(
         return access::workspace_not_found().into_response();
     };
     let result = async {
-        access::workspace(&state, &caller, id, Action::Read).await?;
+        let (_, role) = access::workspace(&state, &caller, id, Action::Read).await?;
         let (collections, requests) = tokio::try_join!(
             state.store.list_collections(id),
             state.store.list_workspace_requests(id),
         )?;
         let mut out = String::with_capacity(8 * 1024);
-        render_tree(&mut out, &collections, &requests);
+        render_tree(&mut out, &collections, &requests, role.can_edit());
         Ok::<_, ApiError>(out)
     }
     .await;
@@ -554,7 +569,42 @@ pub async fn tree_fragment(
     }
 }
 
-/// `/app/analytics`: charts of the workspace's executions.
+/// The saved-request picker of the analytics page: "All requests", then every request by its
+/// path in the tree ("Collection / Folder / Name"), sorted.
+fn request_picker(out: &mut String, collections: &[Collection], requests: &[SavedRequest]) {
+    let by_id: HashMap<CollectionId, &Collection> = collections.iter().map(|c| (c.id, c)).collect();
+    let path = |mut at: Option<CollectionId>| {
+        let mut parts = Vec::new();
+        while let Some(c) = at.and_then(|id| by_id.get(&id)) {
+            parts.push(c.name.as_str());
+            at = c.parent_id;
+            if parts.len() > 32 {
+                break;
+            }
+        }
+        parts.reverse();
+        parts.join(" / ")
+    };
+    let mut listed: Vec<(String, &SavedRequest)> = requests
+        .iter()
+        .map(|r| (format!("{} / {}", path(Some(r.collection_id)), r.name), r))
+        .collect();
+    listed.sort_by_key(|(label, _)| label.to_lowercase());
+    out.push_str(
+        "<label class=\"an-pick\">Saved request <select id=\"an-request\" aria-label=\"Saved request\">\
+         <option value=\"\">All requests</option>",
+    );
+    for (label, r) in listed {
+        let (badge, _) = badge(&r.spec);
+        let _ = write!(out, "<option value=\"{}\">{} ", r.id, esc(&badge));
+        esc_into(out, &label);
+        out.push_str("</option>");
+    }
+    out.push_str("</select></label>");
+}
+
+/// `/app/analytics`: charts of the workspace's executions, or of one saved request or endpoint
+/// (the filters are in the query string; the script reads them).
 pub async fn analytics(
     State(state): State<SoulState>,
     MaybeCaller(caller): MaybeCaller,
@@ -570,13 +620,35 @@ pub async fn analytics(
     };
     let mut out = String::with_capacity(4096);
     top_bar(&mut out, &caller, &mine, current, "analytics");
+    let workspace = current.map(|i| &mine[i].0);
+    out.push_str("<main class=\"analytics\"><div class=\"panel-head\"><h1>Analytics</h1>");
     out.push_str(
-        "<main class=\"analytics\"><div class=\"panel-head\"><h1>Analytics</h1>\
-         <div class=\"subtabs\" role=\"radiogroup\" aria-label=\"Time window\" id=\"window\">\
+        "<div class=\"subtabs\" role=\"radiogroup\" aria-label=\"Time window\" id=\"window\">\
          <button role=\"radio\" data-window=\"15m\">15 min</button><button role=\"radio\" data-window=\"1h\">1 hour</button>\
          <button role=\"radio\" data-window=\"24h\" aria-checked=\"true\">24 hours</button><button role=\"radio\" data-window=\"7d\">7 days</button>\
-         <button role=\"radio\" data-window=\"30d\">30 days</button></div></div>\
-         <p class=\"error\" id=\"an-error\" role=\"alert\"></p>\
+         <button role=\"radio\" data-window=\"30d\">30 days</button></div></div>",
+    );
+    if let Some(workspace) = workspace {
+        // Where the charts are drilled into (the script fills it from the URL), and every saved
+        // request as a way in.
+        let _ = write!(
+            out,
+            "<div class=\"an-bar\"><nav class=\"crumbs\" id=\"an-crumbs\" aria-label=\"Breadcrumb\" data-name=\"{}\">{}</nav>",
+            esc(&workspace.name),
+            esc(&workspace.name)
+        );
+        match tokio::try_join!(
+            state.store.list_collections(workspace.id),
+            state.store.list_workspace_requests(workspace.id),
+        ) {
+            Ok((collections, requests)) => request_picker(&mut out, &collections, &requests),
+            Err(err) => return error_page(&err.into()),
+        }
+        out.push_str("</div>");
+    }
+    out.push_str(
+        "<p class=\"error\" id=\"an-error\" role=\"alert\"></p>\
+         <p class=\"empty-window\" id=\"an-empty\" role=\"status\" hidden>No executions in this window.</p>\
          <section class=\"cards\" id=\"an-cards\"></section>\
          <div class=\"charts\"><section class=\"chart\"><h2>Requests over time</h2><div id=\"an-series\"></div></section>\
          <section class=\"chart\"><h2>Latency histogram</h2><div id=\"an-histogram\"></div></section></div>\

@@ -221,6 +221,12 @@ mod suite {
             "{body}"
         );
         assert!(body.contains("id=\"col-new\""), "editors may create");
+        // Editors may drag folders and requests onto collections to move them.
+        assert_eq!(body.matches("draggable=\"true\"").count(), 4, "{body}");
+        assert!(
+            body.contains("id=\"r-analytics\""),
+            "the editor links to analytics"
+        );
         assert!(body.contains(&format!("data-workspace=\"{ws}\"")));
         // The folder sits inside its collection, before the collection's own requests.
         let folder_at = body.find(">Cards<").unwrap();
@@ -235,12 +241,16 @@ mod suite {
             "viewers get no create button"
         );
         assert!(!body.contains("id=\"tree-actions\""), "nor edit actions");
+        assert!(!body.contains("draggable"), "nor draggable rows");
 
         // The fragment the workbench reloads; outsiders get the same 404 as a missing workspace.
         let (status, _, _, fragment) =
             page(&soul, &format!("/app/tree/{ws}"), Some(&vcookie)).await;
         assert_eq!(status, 200);
         assert!(fragment.starts_with("<ul class=\"tree\""), "{fragment}");
+        assert!(!fragment.contains("draggable"), "{fragment}");
+        let (_, _, _, fragment) = page(&soul, &format!("/app/tree/{ws}"), Some(&cookie)).await;
+        assert_eq!(fragment.matches("draggable=\"true\"").count(), 4);
         let outsider = soul.user("out@example.com").await;
         let (ocookie, _) = browser_session(&store, outsider.id).await;
         let (status, _, _, body) = page(&soul, &format!("/app/tree/{ws}"), Some(&ocookie)).await;
@@ -251,6 +261,42 @@ mod suite {
         assert_eq!(status, 200);
         assert!(!body.contains("Payments"), "{body}");
         assert!(body.contains("id=\"first-ws\""));
+    }
+
+    pub async fn analytics_offers_every_saved_request_and_a_breadcrumb(store: Arc<dyn Store>) {
+        let soul = Soul::start(store.clone()).await;
+        let user = soul.user("an@example.com").await;
+        let ws = workspace(&user, "Shop <A>").await;
+        let top = seed(&store, ws, None, "Orders").await;
+        let folder = seed(&store, ws, Some(top), "Old & new").await;
+        seed_request(
+            &store,
+            ws,
+            folder,
+            "<b>List</b>",
+            rest("GET", "https://x.test/"),
+        )
+        .await;
+        seed_request(&store, ws, top, "Create", rest("POST", "https://x.test/")).await;
+        let (cookie, _) = browser_session(&store, user.id).await;
+        let path = format!("/app/analytics?w={ws}&window=1h&request_id=whatever");
+        let (status, _, _, body) = page(&soul, &path, Some(&cookie)).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            body.contains(
+                "id=\"an-crumbs\" aria-label=\"Breadcrumb\" data-name=\"Shop &lt;A&gt;\""
+            ),
+            "{body}"
+        );
+        assert!(body.contains("<option value=\"\">All requests</option>"));
+        // Every saved request by its path in the tree, sorted, names escaped.
+        let create = body.find("POST Orders / Create</option>").expect("Create");
+        let list = body
+            .find("GET Orders / Old &amp; new / &lt;b&gt;List&lt;/b&gt;</option>")
+            .expect("List");
+        assert!(create < list, "{body}");
+        assert!(body.contains("id=\"an-empty\""), "an explicit empty state");
+        assert!(body.contains("/assets/analytics.js?v="));
     }
 
     pub async fn assets_are_versioned_and_revalidated(store: Arc<dyn Store>) {
@@ -419,6 +465,7 @@ for_each_backend!(crate::ui::suite =>
     signed_out_visitors_get_the_landing_page_and_sign_in,
     signed_in_users_get_their_workbench_with_an_escaped_tree,
     assets_are_versioned_and_revalidated,
+    analytics_offers_every_saved_request_and_a_breadcrumb,
     workbench_stays_within_its_size_budget,
     a_trace_streams_live_to_a_member,
 );
