@@ -32,6 +32,10 @@ use prism_intercept::recorder::{Recorder, RecorderConfig};
 use prism_store::{DatabaseUrl, StoreOptions};
 use prost::Message;
 
+/// The `prism` binary's allocator, so the figures are those of production.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BATCH: usize = 512;
 const TRACES_PER_BATCH: usize = 16;
 const DEFAULT_CLIENTS: usize = 8;

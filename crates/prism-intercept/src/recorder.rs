@@ -666,13 +666,9 @@ async fn write_owned(
     batch: Vec<Record>,
 ) -> Result<(), (StoreError, Vec<Record>)> {
     let parts = split(batch);
-    let written = async {
-        store.insert_executions(&parts.executions).await?;
-        store.insert_execution_details(&parts.details).await?;
-        store.insert_spans(&parts.spans).await?;
-        Ok(())
-    }
-    .await;
+    let written = store
+        .insert_recorded(&parts.executions, &parts.details, &parts.spans)
+        .await;
     match written {
         Ok(()) => {
             announce(store, &parts.spans).await;
@@ -682,8 +678,8 @@ async fn write_owned(
     }
 }
 
-/// Writes a batch: executions, then their details, then all spans. Each insert is idempotent, so a
-/// batch retried after a partial failure is not duplicated.
+/// Writes a batch — executions, their details and all spans — in one transaction (see
+/// `Store::insert_recorded`). Inserts are idempotent, so a retried batch is not duplicated.
 async fn write_batch(store: &dyn Store, batch: &[Record]) -> Result<(), StoreError> {
     let mut executions = Vec::new();
     let mut details = Vec::new();
@@ -706,9 +702,7 @@ async fn write_batch(store: &dyn Store, batch: &[Record]) -> Result<(), StoreErr
             Record::Spans { spans: more } => spans.extend(more.iter().cloned()),
         }
     }
-    store.insert_executions(&executions).await?;
-    store.insert_execution_details(&details).await?;
-    store.insert_spans(&spans).await?;
+    store.insert_recorded(&executions, &details, &spans).await?;
     announce(store, &spans).await;
     Ok(())
 }

@@ -1336,6 +1336,67 @@ fn execution_insert(chunk: &[Execution], returning: bool) -> QueryBuilder<Db> {
     query
 }
 
+/// Inserts executions into an open transaction, skipping stored ids; returns how many were new.
+async fn insert_execution_rows(tx: &mut Tx, executions: &[Execution]) -> Result<u64> {
+    let mut inserted = 0;
+    for chunk in executions.chunks(BATCH_ROWS) {
+        inserted += execution_insert(chunk, false)
+            .build()
+            .execute(&mut **tx)
+            .await
+            .map_err(on_foreign_key(Conflict::MissingReference(
+                "workspace, request or user",
+            )))?
+            .rows_affected();
+    }
+    Ok(inserted)
+}
+
+/// Inserts request/response snapshots into an open transaction, skipping stored ones.
+async fn insert_detail_rows(tx: &mut Tx, details: &[ExecutionDetail]) -> Result<u64> {
+    let mut inserted = 0;
+    for chunk in details.chunks(BATCH_ROWS) {
+        let mut query = QueryBuilder::<Db>::new(
+            "INSERT INTO execution_details (execution_id, request, response) ",
+        );
+        query.push_values(chunk, |mut row, d| {
+            row.push_bind(uuid(d.execution_id))
+                .push_bind(Json(&d.request))
+                .push_bind(Json(&d.response));
+        });
+        query.push(" ON CONFLICT (execution_id) DO NOTHING");
+        inserted += query
+            .build()
+            .execute(&mut **tx)
+            .await
+            .map_err(on_foreign_key(Conflict::MissingReference("execution")))?
+            .rows_affected();
+    }
+    Ok(inserted)
+}
+
+/// Inserts spans into an open transaction, skipping stored `(trace_id, span_id)`s; returns how
+/// many were new. The database executes each statement while the next one is encoded.
+async fn insert_span_rows(tx: &mut Tx, spans: &[Span]) -> Result<u64> {
+    let mut chunks = spans.chunks(<Db as InsertSpanRows>::ROWS_PER_STATEMENT);
+    let mut next = chunks
+        .next()
+        .map(|chunk| <Db as InsertSpanRows>::prepare(chunk, false));
+    let mut inserted = 0;
+    while let Some(current) = next.take() {
+        let following = chunks.next();
+        // `join` polls in order: the statement is sent before the encoding starts.
+        let (done, prepared) = futures_util::future::join(
+            <Db as InsertSpanRows>::execute_prepared(tx, current),
+            async { following.map(|chunk| <Db as InsertSpanRows>::prepare(chunk, false)) },
+        )
+        .await;
+        inserted += done.map_err(on_foreign_key(Conflict::MissingReference("workspace")))?;
+        next = prepared;
+    }
+    Ok(inserted)
+}
+
 #[async_trait]
 impl ExecutionStore for Repo {
     async fn insert_executions(&self, executions: &[Execution]) -> Result<u64> {
@@ -1346,17 +1407,7 @@ impl ExecutionStore for Repo {
         // row new) is seen from the affected-row count; only a batch that repeats stored rows (a
         // retry) is written again, in a fresh transaction, asking which rows are new.
         let mut tx = begin_write(self.writer()).await?;
-        let mut inserted = 0;
-        for chunk in executions.chunks(BATCH_ROWS) {
-            inserted += execution_insert(chunk, false)
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(on_foreign_key(Conflict::MissingReference(
-                    "workspace, request or user",
-                )))?
-                .rows_affected();
-        }
+        let mut inserted = insert_execution_rows(&mut tx, executions).await?;
         let fresh: Vec<&Execution> = if inserted == executions.len() as u64 {
             executions.iter().collect()
         } else {
@@ -1392,26 +1443,37 @@ impl ExecutionStore for Repo {
             return Ok(0);
         }
         let mut tx = begin_write(self.writer()).await?;
-        let mut inserted = 0;
-        for chunk in details.chunks(BATCH_ROWS) {
-            let mut query = QueryBuilder::<Db>::new(
-                "INSERT INTO execution_details (execution_id, request, response) ",
-            );
-            query.push_values(chunk, |mut row, d| {
-                row.push_bind(uuid(d.execution_id))
-                    .push_bind(Json(d.request.clone()))
-                    .push_bind(Json(d.response.clone()));
-            });
-            query.push(" ON CONFLICT (execution_id) DO NOTHING");
-            inserted += query
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(on_foreign_key(Conflict::MissingReference("execution")))?
-                .rows_affected();
-        }
+        let inserted = insert_detail_rows(&mut tx, details).await?;
         tx.commit().await?;
         Ok(inserted)
+    }
+
+    async fn insert_recorded(
+        &self,
+        executions: &[Execution],
+        details: &[ExecutionDetail],
+        spans: &[Span],
+    ) -> Result<()> {
+        // The recorder's common case, every row new: one transaction (one commit) for the whole
+        // batch. When some rows were stored before (a retried batch), the rollups must count
+        // only the new ones: undo, and let the three inserts find out which rows are new.
+        let mut tx = begin_write(self.writer()).await?;
+        let executions_new = insert_execution_rows(&mut tx, executions).await?;
+        insert_detail_rows(&mut tx, details).await?;
+        let spans_new = insert_span_rows(&mut tx, spans).await?;
+        if executions_new == executions.len() as u64 && spans_new == spans.len() as u64 {
+            let executions: Vec<&Execution> = executions.iter().collect();
+            super::analytics_sql::add_execution_rollups(&mut tx, &executions).await?;
+            let spans: Vec<&Span> = spans.iter().collect();
+            super::analytics_sql::add_span_rollups(&mut tx, &spans).await?;
+            tx.commit().await?;
+            return Ok(());
+        }
+        tx.rollback().await?;
+        self.insert_executions(executions).await?;
+        self.insert_execution_details(details).await?;
+        self.insert_spans(spans).await?;
+        Ok(())
     }
 
     async fn get_execution(&self, execution: ExecutionId) -> Result<Execution> {
@@ -1809,23 +1871,7 @@ impl SpanStore for Repo {
             return Ok(0);
         }
         let mut tx = begin_write(self.writer()).await?;
-        let mut chunks = spans.chunks(<Db as InsertSpanRows>::ROWS_PER_STATEMENT);
-        let mut next = chunks
-            .next()
-            .map(|chunk| <Db as InsertSpanRows>::prepare(chunk, false));
-        let mut inserted = 0;
-        while let Some(current) = next.take() {
-            // The database executes this statement while the next one is encoded here.
-            let following = chunks.next();
-            // `join` polls in order: the statement is sent before the encoding starts.
-            let (done, prepared) = futures_util::future::join(
-                <Db as InsertSpanRows>::execute_prepared(&mut tx, current),
-                async { following.map(|chunk| <Db as InsertSpanRows>::prepare(chunk, false)) },
-            )
-            .await;
-            inserted += done.map_err(on_foreign_key(Conflict::MissingReference("workspace")))?;
-            next = prepared;
-        }
+        let inserted = insert_span_rows(&mut tx, spans).await?;
         // Only spans that are new here count in the analytics rollups. When some were stored
         // before (an exporter's retry), the batch is written again in a fresh transaction, asking
         // which rows are new: rare, so the common case pays nothing for it.

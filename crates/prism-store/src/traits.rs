@@ -197,6 +197,16 @@ pub trait ExecutionStore: Send + Sync {
     async fn insert_executions(&self, executions: &[Execution]) -> Result<u64>;
     /// Stores request/response snapshots; idempotent like [`Self::insert_executions`].
     async fn insert_execution_details(&self, details: &[ExecutionDetail]) -> Result<u64>;
+    /// Stores what the recorder captured — executions, their snapshots and spans — as
+    /// [`Self::insert_executions`], [`Self::insert_execution_details`] and
+    /// [`SpanStore::insert_spans`] would, idempotent like them, in one transaction when every row
+    /// is new (the common case).
+    async fn insert_recorded(
+        &self,
+        executions: &[Execution],
+        details: &[ExecutionDetail],
+        spans: &[Span],
+    ) -> Result<()>;
     async fn get_execution(&self, id: ExecutionId) -> Result<Execution>;
     async fn find_execution_detail(&self, id: ExecutionId) -> Result<Option<ExecutionDetail>>;
     async fn list_executions(

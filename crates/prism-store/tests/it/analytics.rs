@@ -441,3 +441,112 @@ pub async fn migration_backfills_rollups_of_existing_executions(db: &prism_testk
     assert_eq!(spans_after, spans_before);
     store.close().await;
 }
+
+/// What the recorder writes — executions, their snapshots and client spans — goes in together:
+/// a new batch is stored and counted, a retried batch adds only its new rows to the counts, and
+/// a batch with a bad row stores none of its rows.
+pub async fn recorded_batches_are_stored_whole_and_counted_once(store: Arc<dyn Store>) {
+    use prism_domain::execution::ExecutionDetail;
+    use serde_json::json;
+
+    let w = world(&store).await;
+    let from = floor_to(t(0), MINUTE);
+    let window = AnalyticsQuery {
+        from,
+        to: Timestamp(from.nanos() + DAY),
+        ..query(t(0), t(0), HOUR)
+    };
+    let recorded = |at: i64| {
+        let execution = execution(w.ws.id, t(at));
+        let detail = ExecutionDetail {
+            execution_id: execution.id,
+            request: json!({"method": "GET", "n": at}),
+            response: json!({"status": 200}),
+        };
+        let span = prism_domain::trace::Span {
+            workspace_id: Some(w.ws.id),
+            span_id: execution.span_id,
+            ..span(execution.trace_id, "prism", t(at))
+        };
+        (execution, detail, span)
+    };
+    let split = |batch: &[(
+        Execution,
+        prism_domain::execution::ExecutionDetail,
+        prism_domain::trace::Span,
+    )]| {
+        (
+            batch.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
+            batch.iter().map(|r| r.1.clone()).collect::<Vec<_>>(),
+            batch.iter().map(|r| r.2.clone()).collect::<Vec<_>>(),
+        )
+    };
+
+    let first: Vec<_> = (0..5).map(|i| recorded(60 * i)).collect();
+    let (executions, details, spans) = split(&first);
+    store
+        .insert_recorded(&executions, &details, &spans)
+        .await
+        .unwrap();
+    for (execution, detail, span) in &first {
+        assert_eq!(&store.get_execution(execution.id).await.unwrap(), execution);
+        assert_eq!(
+            store
+                .find_execution_detail(execution.id)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(detail)
+        );
+        assert_eq!(
+            store.list_trace_spans(span.trace_id).await.unwrap(),
+            vec![span.clone()]
+        );
+    }
+
+    // A retry of the whole batch plus two new records: only the new ones are added and counted.
+    let mut retry = first.clone();
+    retry.push(recorded(400));
+    retry.push(recorded(401));
+    let (executions, details, spans) = split(&retry);
+    store
+        .insert_recorded(&executions, &details, &spans)
+        .await
+        .unwrap();
+    let got = store.execution_analytics(w.ws.id, &window).await.unwrap();
+    assert_eq!(got.total.count, 7);
+    let services = store
+        .span_analytics(w.ws.id, window.from, window.to)
+        .await
+        .unwrap();
+    assert_eq!(services.len(), 1);
+    assert_eq!(services[0].stats.count, 7);
+
+    // A batch whose snapshot names no stored execution fails as a whole: its execution and span
+    // are not stored either, and nothing is counted.
+    let (good_execution, good_detail, good_span) = recorded(500);
+    let orphan = ExecutionDetail {
+        execution_id: prism_domain::ExecutionId::new(),
+        ..good_detail.clone()
+    };
+    assert!(
+        store
+            .insert_recorded(
+                std::slice::from_ref(&good_execution),
+                &[good_detail, orphan],
+                std::slice::from_ref(&good_span),
+            )
+            .await
+            .is_err()
+    );
+    assert!(store.get_execution(good_execution.id).await.is_err());
+    assert!(
+        store
+            .list_trace_spans(good_span.trace_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let got = store.execution_analytics(w.ws.id, &window).await.unwrap();
+    assert_eq!(got.total.count, 7);
+}

@@ -243,6 +243,7 @@ mod analytics_on {
         execution_analytics_match_the_raw_rows,
         retried_and_failed_batches_count_exactly_once,
         span_analytics_are_per_service_and_count_retries_once,
+        recorded_batches_are_stored_whole_and_counted_once,
     );
 }
 
