@@ -7,6 +7,7 @@
 # same axum server and reqwest client, doing nothing of PRISM's own work):
 #   floor-bytes — wrk → axum → reqwest → upstream, the upstream's body answered as is
 #   floor-json  — the same, parsing the call as JSON and answering a JSON envelope like /rest
+#   floor-hyper — like floor-bytes with hyper-util's client instead of reqwest
 # at c=1 (added p50 latency) and c=64 (throughput kept). Needs nginx and wrk (Debian packages).
 #
 #   bench/proxy/run.sh            # 10 s per measurement
@@ -22,6 +23,7 @@ SOUL_PORT=18090
 INTERCEPT_PORT=18091
 FLOOR_BYTES_PORT=18092
 FLOOR_JSON_PORT=18093
+FLOOR_HYPER_PORT=18094
 
 for tool in nginx wrk python3; do
     command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install nginx-light wrk)" >&2; exit 2; }
@@ -91,7 +93,9 @@ done
 FLOOR_PIDS+=($!)
 "$FLOOR" "127.0.0.1:$FLOOR_JSON_PORT" "http://127.0.0.1:$UPSTREAM_PORT/hello" json &
 FLOOR_PIDS+=($!)
-for port in "$FLOOR_BYTES_PORT" "$FLOOR_JSON_PORT"; do
+"$FLOOR" "127.0.0.1:$FLOOR_HYPER_PORT" "http://127.0.0.1:$UPSTREAM_PORT/hello" hyper &
+FLOOR_PIDS+=($!)
+for port in "$FLOOR_BYTES_PORT" "$FLOOR_JSON_PORT" "$FLOOR_HYPER_PORT"; do
     for _ in $(seq 1 100); do
         curl -fsS -X POST -d '{}' "http://127.0.0.1:$port/rest" >/dev/null 2>&1 && break
         sleep 0.1
@@ -111,6 +115,7 @@ wrk -t1 -c8 -d2s "http://127.0.0.1:$NGINX_PORT/hello" >/dev/null
 wrk -t1 -c8 -d2s --latency -s "$OUT/rest.lua" "http://127.0.0.1:$INTERCEPT_PORT/rest" >"$OUT/prism-warmup.txt"
 wrk -t1 -c8 -d2s -s "$OUT/rest.lua" "http://127.0.0.1:$FLOOR_BYTES_PORT/rest" >/dev/null
 wrk -t1 -c8 -d2s -s "$OUT/rest.lua" "http://127.0.0.1:$FLOOR_JSON_PORT/rest" >/dev/null
+wrk -t1 -c8 -d2s -s "$OUT/rest.lua" "http://127.0.0.1:$FLOOR_HYPER_PORT/rest" >/dev/null
 
 measure() { # name conns threads url [script]
     local name=$1 conns=$2 threads=$3 url=$4 script=${5:-}
@@ -124,6 +129,7 @@ for conns in 1 64; do
     measure nginx "$conns" "$threads" "http://127.0.0.1:$NGINX_PORT/hello"
     measure floor-bytes "$conns" "$threads" "http://127.0.0.1:$FLOOR_BYTES_PORT/rest" "$OUT/rest.lua"
     measure floor-json "$conns" "$threads" "http://127.0.0.1:$FLOOR_JSON_PORT/rest" "$OUT/rest.lua"
+    measure floor-hyper "$conns" "$threads" "http://127.0.0.1:$FLOOR_HYPER_PORT/rest" "$OUT/rest.lua"
     measure prism "$conns" "$threads" "http://127.0.0.1:$INTERCEPT_PORT/rest" "$OUT/rest.lua"
 done
 
@@ -151,7 +157,7 @@ def parse(name):
         "p99_us": float(p99.group(1)) * scale[p99.group(2)],
     }
 
-PATHS = ("direct", "nginx", "floor-bytes", "floor-json", "prism")
+PATHS = ("direct", "nginx", "floor-hyper", "floor-bytes", "floor-json", "prism")
 r = {f"{n}-c{c}": parse(f"{n}-c{c}") for n in PATHS for c in (1, 64)}
 recorded = sqlite3.connect(db).execute("SELECT count(*) FROM executions").fetchone()[0]
 prism_sent = r["prism-c1"]["total"] + r["prism-c64"]["total"] + parse("prism-warmup")["total"]
@@ -167,9 +173,11 @@ d1, n1, p1 = (r[f"{n}-c1"]["p50_us"] for n in ("direct", "nginx", "prism"))
 lines += ["",
   f"- c=64 throughput kept vs direct: nginx {n64/d64:.1%}, PRISM {p64/d64:.1%} (goal: ≥ nginx's ratio; PRISM/nginx ratio {p64/n64:.2f})",
   f"- c=1 p50 added vs direct: nginx {n1-d1:.0f} µs, PRISM {p1-d1:.0f} µs (goal: ≤ 200 µs)",
-  f"- the libraries' floor, c=64 throughput kept vs direct: axum+reqwest forwarding bytes "
+  f"- the libraries' floor, c=64 throughput kept vs direct: axum+hyper-util client "
+  f"{r['floor-hyper-c64']['rps']/d64:.1%}, axum+reqwest forwarding bytes "
   f"{r['floor-bytes-c64']['rps']/d64:.1%}, with a JSON envelope {r['floor-json-c64']['rps']/d64:.1%}; "
-  f"c=1 p50 added: {r['floor-bytes-c1']['p50_us']-d1:.0f} µs and {r['floor-json-c1']['p50_us']-d1:.0f} µs",
+  f"c=1 p50 added: {r['floor-hyper-c1']['p50_us']-d1:.0f} µs, {r['floor-bytes-c1']['p50_us']-d1:.0f} µs "
+  f"and {r['floor-json-c1']['p50_us']-d1:.0f} µs",
   f"- executions recorded by PRISM: {recorded}; requests wrk completed (incl. warm-up): {prism_sent} "
   f"(requests cut off in flight when wrk stops are executed and recorded but not counted by wrk)",
   f"- PRISM peak RSS over the whole run: {peak_rss}",

@@ -5,7 +5,9 @@
 //! `<upstream-url>` with one shared reqwest client:
 //! - `bytes`: answers the upstream's body as is (no JSON, no trace context, no recording);
 //! - `json`: parses the call as JSON, takes `method` and `url` from it, and answers a JSON envelope
-//!   with status, headers and body, as `POST /rest` does (still no trace context and no recording).
+//!   with status, headers and body, as `POST /rest` does (still no trace context and no recording);
+//! - `hyper`: like `bytes`, but with hyper-util's client directly instead of reqwest (the layer
+//!   reqwest is built on), to show how much of the floor is reqwest's.
 //!
 //! Not part of PRISM: `bench/proxy/run.sh` runs it beside nginx and `prism up` to show which part
 //! of PRISM's overhead the libraries already impose.
@@ -18,21 +20,52 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
+#[derive(PartialEq)]
+enum Mode {
+    Bytes,
+    Json,
+    Hyper,
+}
+
+type HyperClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Empty<Bytes>,
+>;
+
 struct Floor {
     client: reqwest::Client,
+    hyper: HyperClient,
     upstream: String,
-    json: bool,
+    upstream_uri: axum::http::Uri,
+    mode: Mode,
+}
+
+fn bad_gateway(err: impl std::fmt::Display) -> Response {
+    (axum::http::StatusCode::BAD_GATEWAY, err.to_string()).into_response()
 }
 
 async fn rest(State(floor): State<Arc<Floor>>, body: Bytes) -> Response {
-    if !floor.json {
-        return match floor.client.get(&floor.upstream).send().await {
-            Ok(response) => match response.bytes().await {
-                Ok(bytes) => bytes.into_response(),
-                Err(err) => (axum::http::StatusCode::BAD_GATEWAY, err.to_string()).into_response(),
-            },
-            Err(err) => (axum::http::StatusCode::BAD_GATEWAY, err.to_string()).into_response(),
-        };
+    use http_body_util::BodyExt;
+    match floor.mode {
+        Mode::Bytes => {
+            return match floor.client.get(&floor.upstream).send().await {
+                Ok(response) => match response.bytes().await {
+                    Ok(bytes) => bytes.into_response(),
+                    Err(err) => bad_gateway(err),
+                },
+                Err(err) => bad_gateway(err),
+            };
+        }
+        Mode::Hyper => {
+            return match floor.hyper.get(floor.upstream_uri.clone()).await {
+                Ok(response) => match response.into_body().collect().await {
+                    Ok(collected) => collected.to_bytes().into_response(),
+                    Err(err) => bad_gateway(err),
+                },
+                Err(err) => bad_gateway(err),
+            };
+        }
+        Mode::Json => {}
     }
     let call: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(call) => call,
@@ -63,7 +96,7 @@ async fn rest(State(floor): State<Arc<Floor>>, body: Bytes) -> Response {
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let [_, listen, upstream, mode] = args.as_slice() else {
-        eprintln!("usage: proxy_floor <listen> <upstream-url> bytes|json");
+        eprintln!("usage: proxy_floor <listen> <upstream-url> bytes|json|hyper");
         std::process::exit(2);
     };
     // reqwest is built without a default TLS provider; PRISM installs ring at start-up too.
@@ -73,8 +106,19 @@ async fn main() {
             .no_proxy()
             .build()
             .expect("client"),
+        hyper: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http(),
         upstream: upstream.clone(),
-        json: mode == "json",
+        upstream_uri: upstream.parse().expect("upstream URL"),
+        mode: match mode.as_str() {
+            "bytes" => Mode::Bytes,
+            "json" => Mode::Json,
+            "hyper" => Mode::Hyper,
+            other => {
+                eprintln!("unknown mode {other:?}: bytes, json or hyper");
+                std::process::exit(2);
+            }
+        },
     });
     let app = Router::new().route("/rest", post(rest)).with_state(floor);
     let listener = tokio::net::TcpListener::bind(listen.as_str())
